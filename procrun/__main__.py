@@ -1,0 +1,3 @@
+from procrun.cli import main
+
+main()

@@ -1,0 +1,177 @@
+"""The command line. The only module that exits the interpreter: every ProcrunError ends here as one
+line on stderr and its exit code, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from procrun import __version__
+from procrun.errors import ProcrunError, UsageError
+from procrun.eventlog import LogFormat
+from procrun.project import StartOptions, load_project
+from procrun.runner import run_start
+
+EXIT_INTERRUPTED = 130
+
+
+def _parse_concurrency(values: Sequence[str]) -> dict[str, int]:
+    """`-c worker=2 -c web=1` or foreman's `-c web=1,worker=2`."""
+    counts: dict[str, int] = {}
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, number = item.partition("=")
+            if not sep or not name or not number.strip().isdigit():
+                raise UsageError(f'-c/--concurrency: expected "<name>=<count>", got "{item}"')
+            counts[name.strip()] = int(number)
+    return counts
+
+
+project_options = [
+    click.option(
+        "-f",
+        "--procfile",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path("Procfile"),
+        show_default=True,
+        envvar="PROCRUN_PROCFILE",
+        help="The Procfile to run.",
+    ),
+    click.option(
+        "-d",
+        "--root",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Project directory for .env, procrun.toml and working dirs [default: the Procfile's].",
+    ),
+    click.option(
+        "-e",
+        "--env",
+        "env_files",
+        type=click.Path(path_type=Path, dir_okay=False),
+        multiple=True,
+        help="A .env file to load (repeatable) [default: .env in the project directory].",
+    ),
+    click.option(
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        envvar="PROCRUN_CONFIG",
+        help="Settings file [default: procrun.toml, else [tool.procrun] in pyproject.toml].",
+    ),
+    click.option(
+        "-c",
+        "--concurrency",
+        multiple=True,
+        metavar="NAME=N",
+        help="Instances of a process type, e.g. -c worker=2 (repeatable, or web=1,worker=2).",
+    ),
+    click.option(
+        "--shutdown-timeout",
+        envvar="PROCRUN_SHUTDOWN_TIMEOUT",
+        default=None,
+        metavar="DURATION",
+        help="Global stop deadline that caps every grace (set it to your platform's SIGKILL "
+        "deadline minus a margin), e.g. 25s.",
+    ),
+    click.option(
+        "-p",
+        "--port",
+        "base_port",
+        type=click.IntRange(1, 65535),
+        default=5000,
+        show_default=True,
+        help="Base for PORT when the environment does not set it (foreman style).",
+    ),
+]
+
+
+def with_project_options(function: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(project_options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="procrun")
+def cli() -> None:
+    """Run the processes of a Procfile: one process group each, graceful stops, restarts with
+    backoff, one interleaved log stream on stdout."""
+
+
+@cli.command()
+@with_project_options
+@click.option("--no-release", is_flag=True, help="Do not run the Procfile's release entry first.")
+@click.option(
+    "--log-format",
+    type=click.Choice([f.value for f in LogFormat]),
+    default=LogFormat.TEXT.value,
+    envvar="PROCRUN_LOG_FORMAT",
+    show_default=True,
+    help="procrun's own events: readable text, or one JSON object per line.",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="PROCRUN_OUTPUT_FORMAT",
+    show_default=True,
+    help="Child lines: prefixed text, or one JSON object per line with the process name.",
+)
+@click.option("-t", "--timestamps", is_flag=True, help="Prefix every line with the time.")
+@click.argument("names", nargs=-1)
+def start(
+    names: tuple[str, ...],
+    no_release: bool,
+    log_format: str,
+    output_format: str,
+    timestamps: bool,
+    **project: Any,
+) -> int:
+    """Start the Procfile's processes (or only NAMES) and supervise them until stopped."""
+    options = _start_options(
+        project,
+        only=names,
+        run_release=not no_release,
+        log_format=LogFormat(log_format),
+        json_output=output_format == "json",
+        timestamps=timestamps,
+    )
+    return asyncio.run(run_start(options))
+
+
+@cli.command()
+@with_project_options
+@click.argument("names", nargs=-1)
+def check(names: tuple[str, ...], **project: Any) -> int:
+    """Validate the Procfile and settings, print the resolved formation, warn about deadlines."""
+    loaded = load_project(_start_options(project, only=names), dict(os.environ))
+    for line in loaded.describe():
+        click.echo(line)
+    return 0
+
+
+def _start_options(project: dict[str, Any], **options: Any) -> StartOptions:
+    """StartOptions from the shared project options (see `project_options`) plus the command's."""
+    counts = _parse_concurrency(project.pop("concurrency"))
+    return StartOptions(**project, counts=counts, **options)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        result = cli.main(args=argv, prog_name="procrun", standalone_mode=False)
+    except ProcrunError as error:
+        click.echo(f"procrun: {error}", err=True)
+        sys.exit(error.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,320 @@
+"""The line relay: every child's output reaches procrun's stdout as whole, prefixed lines.
+
+Children write in any chunk size (C stdio writes 4096-byte blocks ending mid-line). Each child has
+a LineAssembler that keeps the unfinished tail of its output and emits only complete lines, so lines
+of different processes never mix. Work is done per chunk with bytes methods, not per line in Python.
+A tail is flushed after a short pause or at EOF; a line over the bound is split with a marker,
+so memory per child is bounded. When stdout is a pipe that fills up, reading from every child stops
+until it drains: the children block on their own writes, nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LINE_BYTES = 64 * 1024
+PARTIAL_LINE_FLUSH_SECONDS = 0.25
+STDOUT_HIGH_WATER_BYTES = 256 * 1024
+CONTINUED_MARKER = b" [procrun: line continues]"
+_COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
+
+
+@dataclass(frozen=True)
+class OutputStyle:
+    colour: bool = False
+    timestamps: bool = False
+    json: bool = False  # one JSON object per child line, for log drains
+
+
+def use_colour(isatty: bool, environ: dict[str, str] | os._Environ[str]) -> bool:
+    """NO_COLOR wins (no-color.org), then FORCE_COLOR, then whether stdout is a terminal."""
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR"):
+        return True
+    return isatty
+
+
+# --- where the bytes go --------------------------------------------------------------------------
+
+
+class Sink:
+    """procrun's stdout. A pipe (docker logs, `| head`) is written asynchronously with
+    back-pressure; a terminal or file with plain blocking writes, since putting a shared terminal
+    into non-blocking mode would break the shell that started procrun."""
+
+    def __init__(self) -> None:
+        self.on_pause: Callable[[], None] = lambda: None
+        self.on_resume: Callable[[], None] = lambda: None
+        self.on_lost: Callable[[], None] = lambda: None
+        self.lost = False
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Flush what is buffered."""
+
+    def _mark_lost(self) -> None:
+        if not self.lost:
+            self.lost = True
+            self.on_lost()
+
+
+class BlockingSink(Sink):
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        if self.lost:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BlockingIOError:
+            # Someone left the terminal non-blocking: wait for it rather than drop the line.
+            os.set_blocking(self._fd, True)
+            self.write(bytes(view))
+        except OSError:  # EPIPE, EIO: the reader is gone
+            self._mark_lost()
+
+
+class _PipeProtocol(asyncio.Protocol):
+    def __init__(self, sink: PipeSink) -> None:
+        self._sink = sink
+
+    def pause_writing(self) -> None:
+        self._sink.on_pause()
+
+    def resume_writing(self) -> None:
+        self._sink.on_resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._sink.closed.set()
+        if exc is not None:
+            self._sink._mark_lost()
+
+
+class PipeSink(Sink):
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._transport: asyncio.WriteTransport | None = None
+        self.closed = asyncio.Event()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A duplicate, so closing the transport at exit leaves fd 1 itself open.
+        pipe = os.fdopen(os.dup(self._fd), "wb", buffering=0)
+        transport, _ = await loop.connect_write_pipe(lambda: _PipeProtocol(self), pipe)
+        transport.set_write_buffer_limits(high=STDOUT_HIGH_WATER_BYTES)
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if self.lost or self._transport is None or self._transport.is_closing():
+            return
+        self._transport.write(data)
+
+    async def aclose(self) -> None:
+        if self._transport is None:
+            return
+        self._transport.close()
+        await self.closed.wait()
+        # The pipe's file description is shared with whoever started procrun.
+        os.set_blocking(self._fd, True)
+
+
+async def open_stdout_sink(fd: int = 1) -> Sink:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        sink = PipeSink(fd)
+        await sink.open()
+        return sink
+    return BlockingSink(fd)
+
+
+# --- turning chunks into lines -------------------------------------------------------------------
+
+
+class Relay:
+    """The one owner of what the user sees: child lines and procrun's own event lines."""
+
+    def __init__(self, sink: Sink, style: OutputStyle) -> None:
+        self.sink = sink
+        self.style = style
+        self._width = len("procrun")
+        self._colours: dict[str, int] = {}
+        self._readers: set[asyncio.ReadTransport] = set()
+        self._paused = False
+        sink.on_pause = self._pause_readers
+        sink.on_resume = self._resume_readers
+
+    def reserve(self, names: list[str]) -> None:
+        """Pad every prefix to the longest name, so the columns line up from the first line."""
+        self._width = max([self._width, *map(len, names)])
+
+    def prefix(self, name: str, kind: str) -> bytes:
+        label = name.ljust(self._width)
+        if self.style.timestamps:
+            label = f"{time.strftime('%H:%M:%S')} {label}"
+        if self.style.colour:
+            colour = self._colours.setdefault(kind, _COLOURS[len(self._colours) % len(_COLOURS)])
+            return f"\x1b[{colour}m{label} |\x1b[0m ".encode()
+        return f"{label} | ".encode()
+
+    def emit_lines(self, name: str, kind: str, block: bytes, continued: bool = False) -> None:
+        """Write `block`: one or more complete lines of one process, without the final newline."""
+        if self.style.json:
+            self._emit_json(name, block, continued)
+            return
+        prefix = self.prefix(name, kind)
+        marker = CONTINUED_MARKER if continued else b""
+        self.sink.write(prefix + block.replace(b"\n", b"\n" + prefix) + marker + b"\n")
+
+    def _emit_json(self, name: str, block: bytes, continued: bool) -> None:
+        now = time.time()
+        records = []
+        for line in block.split(b"\n"):
+            record: dict[str, Any] = {
+                "time": now,
+                "process": name,
+                "line": line.decode("utf-8", "replace"),
+            }
+            if continued:
+                record["continued"] = True
+            records.append(json.dumps(record, ensure_ascii=False))
+        self.sink.write(("\n".join(records) + "\n").encode())
+
+    def emit_event(self, rendered: str) -> None:
+        """One of procrun's own log events, already rendered by structlog."""
+        if self.style.json or rendered.startswith("{"):
+            self.sink.write(rendered.encode() + b"\n")
+        else:
+            self.emit_lines("procrun", "procrun", rendered.encode())
+
+    async def attach(self, name: str, kind: str, fd: int, done: asyncio.Future[None]) -> None:
+        """Relay the pipe `fd` (read end, owned from now on); `done` completes at EOF."""
+        loop = asyncio.get_running_loop()
+        assembler = LineAssembler(self, name, kind, loop)
+        pipe = os.fdopen(fd, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: _ChildOutputProtocol(self, assembler, done), pipe
+        )
+        self._readers.add(transport)
+        if self._paused:
+            transport.pause_reading()
+
+    def detach(self, transport: asyncio.ReadTransport) -> None:
+        self._readers.discard(transport)
+
+    def _pause_readers(self) -> None:
+        self._paused = True
+        for reader in self._readers:
+            reader.pause_reading()
+
+    def _resume_readers(self) -> None:
+        self._paused = False
+        for reader in self._readers:
+            reader.resume_reading()
+
+
+class LineAssembler:
+    """Cuts one child's byte stream into complete lines."""
+
+    def __init__(self, relay: Relay, name: str, kind: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._relay = relay
+        self._name = name
+        self._kind = kind
+        self._loop = loop
+        self._tail = b""
+        self._flush_timer: asyncio.TimerHandle | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk if self._tail else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._tail = data
+        else:
+            self._tail = data[cut + 1 :]
+            self._emit_complete(data[:cut])
+        while len(self._tail) > MAX_LINE_BYTES:
+            head, self._tail = _split_at_char_boundary(self._tail, MAX_LINE_BYTES)
+            self._relay.emit_lines(self._name, self._kind, head, continued=True)
+        if self._tail and self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(PARTIAL_LINE_FLUSH_SECONDS, self._flush_tail)
+
+    def _emit_complete(self, block: bytes) -> None:
+        # A block no longer than the bound cannot hold an over-long line: the common, fast case.
+        if len(block) <= MAX_LINE_BYTES:
+            self._relay.emit_lines(self._name, self._kind, block)
+            return
+        run: list[bytes] = []
+        for line in block.split(b"\n"):
+            if len(line) <= MAX_LINE_BYTES:
+                run.append(line)
+                continue
+            if run:
+                self._relay.emit_lines(self._name, self._kind, b"\n".join(run))
+                run = []
+            while len(line) > MAX_LINE_BYTES:
+                head, line = _split_at_char_boundary(line, MAX_LINE_BYTES)
+                self._relay.emit_lines(self._name, self._kind, head, continued=True)
+            run.append(line)
+        if run:
+            self._relay.emit_lines(self._name, self._kind, b"\n".join(run))
+
+    def _flush_tail(self) -> None:
+        self._flush_timer = None
+        if self._tail:
+            tail, self._tail = self._tail, b""
+            self._relay.emit_lines(self._name, self._kind, tail)
+
+    def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush_timer = None
+        self._flush_tail()
+
+
+def _split_at_char_boundary(data: bytes, limit: int) -> tuple[bytes, bytes]:
+    """Split near `limit` without cutting a UTF-8 sequence (continuation bytes are 0b10xxxxxx)."""
+    cut = limit
+    while cut > limit - 4 and cut > 0 and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    if cut <= limit - 4 or cut == 0:
+        cut = limit  # not UTF-8 after all: cut where the bound says
+    return data[:cut], data[cut:]
+
+
+class _ChildOutputProtocol(asyncio.Protocol):
+    def __init__(self, relay: Relay, assembler: LineAssembler, done: asyncio.Future[None]) -> None:
+        self._relay = relay
+        self._assembler = assembler
+        self._done = done
+        self._transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._assembler.feed(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._assembler.close()
+        if self._transport is not None:
+            self._relay.detach(self._transport)
+        if not self._done.done():
+            self._done.set_result(None)

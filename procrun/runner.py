@@ -1,0 +1,53 @@
+"""`procrun start`: wire a project to a live supervisor.
+
+Order matters: signal handlers first (as PID 1 an unhandled SIGTERM is ignored), then the project
+is loaded, stdout opened, and only then is anything spawned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import structlog
+
+from procrun import eventlog, signals
+from procrun.clock import LoopClock
+from procrun.output import OutputStyle, Relay, open_stdout_sink, use_colour
+from procrun.project import StartOptions, load_project
+from procrun.supervisor import HANDLED_SIGNALS, Event, SignalReceived, Supervisor, SupervisorOptions
+
+
+async def run_start(options: StartOptions) -> int:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    with signals.capture_signals(
+        loop, HANDLED_SIGNALS, lambda sig: queue.put_nowait(SignalReceived(sig))
+    ):
+        project = load_project(options, os.environ)
+        colour = use_colour(sys.stdout.isatty(), os.environ)
+        style = OutputStyle(colour=colour, timestamps=options.timestamps, json=options.json_output)
+        sink = await open_stdout_sink()
+        relay = Relay(sink, style)
+        eventlog.configure(relay, options.log_format, colour=colour, timestamps=options.timestamps)
+        log = structlog.get_logger()
+        adopt_orphans = os.getpid() == 1 or signals.become_subreaper()
+        for warning in project.start_warnings:
+            log.warning("config.warning", message=warning)
+        supervisor = Supervisor(
+            project.formation.processes,
+            release=project.formation.release,
+            relay=relay,
+            clock=LoopClock(loop),
+            reaper=signals.Reaper(adopt_orphans=adopt_orphans),
+            queue=queue,
+            options=SupervisorOptions(
+                shutdown_timeout_seconds=project.shutdown_timeout,
+                on_give_up=project.on_give_up,
+            ),
+        )
+        returncode = await supervisor.run()
+        log.info("procrun.exited", returncode=returncode)
+        await sink.aclose()
+        return returncode

@@ -1,0 +1,253 @@
+"""The supervisor: owns the processes and the one event queue; decides restarts, shutdown and the
+exit code. It knows nothing of what it supervises beyond the ProcessSpec.
+
+Everything that happens arrives as a small typed event on one asyncio.Queue (a child exited, a
+child stayed up long enough, a restart is due, a signal arrived, stdout went away) and one loop
+decides. There is no polling interval anywhere: timers are set for the moment they matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from procrun import signals
+from procrun.clock import Clock, wait_until
+from procrun.lifecycle import (
+    SETTLED_STATES,
+    Finish,
+    GiveUp,
+    ProcessState,
+    Restart,
+    decide_after_exit,
+    effective_grace,
+    exit_was_wanted,
+    recent_failures,
+)
+from procrun.output import Relay
+from procrun.process import ManagedProcess, ProcessExited, ProcessStarted
+from procrun.settings import GiveUpPolicy, ProcessSpec
+
+log = structlog.get_logger()
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
+ORPHAN_GRACE_SECONDS = 2.0
+EXIT_STOP_DENIED = 1
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    signal: signal.Signals
+
+
+@dataclass(frozen=True)
+class RestartDue:
+    process: ManagedProcess
+
+
+@dataclass(frozen=True)
+class ShutdownRequested:
+    reason: str
+
+
+Event = ProcessExited | ProcessStarted | SignalReceived | RestartDue | ShutdownRequested
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    shutdown_timeout_seconds: float | None = None
+    on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
+
+
+@dataclass
+class _Shutdown:
+    reason: str
+    cause: ManagedProcess | None  # the process whose exit made procrun stop, if any
+    forced: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        processes: Sequence[ProcessSpec],
+        *,
+        release: ProcessSpec | None = None,
+        relay: Relay,
+        clock: Clock,
+        reaper: signals.Reaper,
+        queue: asyncio.Queue[Event] | None = None,
+        options: SupervisorOptions | None = None,
+    ) -> None:
+        self.options = options or SupervisorOptions()
+        self._queue: asyncio.Queue[Event] = queue if queue is not None else asyncio.Queue()
+        self._clock = clock
+        self._reaper = reaper
+        self._relay = relay
+        relay.reserve([spec.name for spec in (*processes, *([release] if release else []))])
+        relay.sink.on_lost = lambda: self.post(ShutdownRequested("stdout closed"))
+        self.release = self._manage(release) if release else None
+        self.processes = [self._manage(spec) for spec in processes]
+        self._active: list[ManagedProcess] = []
+        self._shutdown: _Shutdown | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+
+    def _manage(self, spec: ProcessSpec) -> ManagedProcess:
+        return ManagedProcess(
+            spec, clock=self._clock, relay=self._relay, reaper=self._reaper, post=self.post
+        )
+
+    def post(self, event: Event) -> None:
+        self._queue.put_nowait(event)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown is not None
+
+    # --- running -------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run the release phase, then the formation, until all has stopped; the exit code."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            if self.release is not None:
+                await self._run_phase([self.release])
+                if self.shutting_down or self.release.state is not ProcessState.EXITED:
+                    return self._exit_code()
+                log.info("release.succeeded", process=self.release.name)
+            await self._run_phase(self.processes)
+            if self._reaper.adopt_orphans:
+                await self._stop_orphans()
+        return self._exit_code()
+
+    async def _run_phase(self, processes: list[ManagedProcess]) -> None:
+        self._active = processes
+        for process in processes:
+            if self.shutting_down:
+                break
+            await process.spawn()
+        await self._pump_until(self._settled)
+
+    def _settled(self) -> bool:
+        return all(p.state in SETTLED_STATES for p in self._active)
+
+    async def _pump_until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self._handle(await self._queue.get())
+
+    def _handle(self, event: Event) -> None:
+        match event:
+            case SignalReceived(signal=signal.SIGCHLD):
+                self._reaper.reap()
+                for pid, returncode in self._reaper.orphans_reaped:
+                    log.debug("orphan.reaped", pid=pid, returncode=returncode)
+                self._reaper.orphans_reaped.clear()
+            case SignalReceived(signal=sig):
+                self._on_stop_signal(sig)
+            case ShutdownRequested(reason=reason):
+                self.request_shutdown(reason)
+            case ProcessStarted(process=process) if process.state is ProcessState.STARTING:
+                process.transition(ProcessState.RUNNING)
+                log.info("process.running", process=process.name, pid=process.pid)
+            case ProcessStarted():
+                pass  # it exited or is stopping: the min-uptime timer lost the race
+            case ProcessExited(process=process, returncode=returncode):
+                self._on_exit(process, returncode)
+            case RestartDue(process=process) if process.state is ProcessState.BACKOFF:
+                if not self.shutting_down:
+                    self._spawn_soon(process)
+            case RestartDue():
+                pass
+
+    def _spawn_soon(self, process: ManagedProcess) -> None:
+        if self._tasks is not None:
+            self._tasks.create_task(process.spawn())
+
+    # --- exits -----------------------------------------------------------------------------------
+
+    def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
+        outcome = signals.describe_returncode(returncode)
+        if process.state is ProcessState.STOPPING:
+            process.transition(ProcessState.STOPPED)
+            log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
+            return
+        settings = process.spec.settings
+        now = self._clock.now()
+        failures = recent_failures(process.failures, now, settings.restart_window_seconds)
+        if not exit_was_wanted(settings, returncode):
+            failures = (*failures, now)
+        process.failures = failures
+        decision = decide_after_exit(settings, returncode, failures)
+        log_exit = log.info if returncode == 0 else log.warning
+        log_exit("process.exited", process=process.name, returncode=returncode, how=outcome)
+        match decision:
+            case Finish():
+                process.transition(ProcessState.EXITED)
+            case Restart(delay_seconds=delay):
+                process.restarts += 1
+                process.schedule_restart(delay, lambda: self.post(RestartDue(process)))
+                log.info("process.restarting", process=process.name, delay=round(delay, 3))
+            case GiveUp(reason=reason):
+                process.transition(ProcessState.FATAL, reason=reason)
+                log.error("process.gave_up", process=process.name, reason=reason)
+                if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
+                    self._begin_shutdown(f"{process.name} gave up", cause=process)
+
+    # --- stopping --------------------------------------------------------------------------------
+
+    def request_shutdown(self, reason: str) -> None:
+        if self._shutdown is None:
+            self._begin_shutdown(reason, cause=None)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self._shutdown is None:
+            self._begin_shutdown(f"received {sig.name}", cause=None)
+        elif sig is signal.SIGINT and not self._shutdown.forced:
+            self._shutdown.forced = True
+            log.warning("shutdown.forced", signal=sig.name)
+            for process in self._active:
+                process.kill_now()
+        else:
+            log.info("signal.ignored", signal=sig.name, reason="shutdown already under way")
+
+    def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> None:
+        self._shutdown = _Shutdown(reason, cause)
+        log.info("shutdown.started", reason=reason, deadline=self.options.shutdown_timeout_seconds)
+        for process in self._active:
+            grace = effective_grace(process.spec.settings, self.options.shutdown_timeout_seconds)
+            stopping = process.begin_stop(grace)
+            if stopping is not None and self._tasks is not None:
+                self._tasks.create_task(stopping)
+
+    async def _stop_orphans(self) -> None:
+        """Descendants that escaped their group (daemons) were adopted by procrun: stop them too."""
+        orphans = self._reaper.orphans()
+        if not orphans:
+            return
+        log.warning("orphans.stopping", pids=orphans)
+        for pid in orphans:
+            signals.send_signal(pid, signal.SIGTERM)
+        pump = asyncio.ensure_future(self._pump_until(lambda: not self._reaper.orphans()))
+        if not await wait_until(self._clock, pump, self._clock.now() + ORPHAN_GRACE_SECONDS):
+            pump.cancel()
+            for pid in self._reaper.orphans():
+                signals.send_signal(pid, signal.SIGKILL)
+            log.warning("orphans.killed", pids=self._reaper.orphans())
+
+    def _exit_code(self) -> int:
+        everyone = [*([self.release] if self.release else []), *self.processes]
+        if self._shutdown is not None and self._shutdown.cause is not None:
+            return signals.exit_status(self._shutdown.cause.last_returncode or 1)
+        if any(p.stop_denied for p in everyone):
+            return EXIT_STOP_DENIED
+        for process in everyone:
+            if process.killed_at_deadline and process.last_returncode is not None:
+                return signals.exit_status(process.last_returncode)
+        for process in everyone:
+            if process.state is ProcessState.FATAL and process.last_returncode is not None:
+                return signals.exit_status(process.last_returncode)
+        return 0

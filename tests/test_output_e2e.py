@@ -1,0 +1,92 @@
+"""What reaches procrun's stdout from real children writing through real pipes."""
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from tests.harness import Procrun, child, wait_until_dead
+
+CHILDREN = Path(__file__).parent / "children"
+WRITER = CHILDREN / "writer.py"
+RECORDER = CHILDREN / "recorder.py"
+LINE = re.compile(r"^(w\d)\.1 +\| (w\d) (\d{8}) x{40}$")
+
+
+def test_mid_line_blocks_from_several_children_never_mix(tmp_path: Path) -> None:
+    count = 20_000
+    toml = '[defaults]\nrestart = "on-failure"\n'
+    procfile = "".join(f"w{n}: {child(WRITER, f'w{n}', str(count), '4096')}\n" for n in range(3))
+    with Procrun(tmp_path, procfile, toml=toml) as procrun:
+        assert procrun.wait(60) == 0
+        lines = procrun.rest()
+    seen: dict[str, list[int]] = defaultdict(list)
+    for line in lines:
+        if " | " in line and not line.startswith("procrun"):
+            match = LINE.match(line)
+            assert match, f"garbled line: {line[:200]!r}"
+            assert match.group(1) == match.group(2), f"line under the wrong prefix: {line!r}"
+            seen[match.group(1)].append(int(match.group(3)))
+    assert {tag: len(numbers) for tag, numbers in seen.items()} == {
+        "w0": count,
+        "w1": count,
+        "w2": count,
+    }
+    for numbers in seen.values():
+        assert numbers == list(range(count)), "lines of one child must keep their order"
+
+
+def test_binary_and_over_long_lines_do_not_break_the_relay(tmp_path: Path) -> None:
+    script = tmp_path / "nasty.py"
+    script.write_text(
+        "import os\n"
+        "os.write(1, b'\\xff\\xfe\\x00binary\\n')\n"
+        "os.write(1, b'L' * 200000 + b'\\n')\n"
+        "os.write(1, b'after\\n')\n"
+        "os.write(1, b'no newline at exit')\n"
+    )
+    toml = '[defaults]\nrestart = "on-failure"\n'
+    with Procrun(tmp_path, f"nasty: {child(script)}\n", toml=toml) as procrun:
+        assert procrun.wait() == 0
+        lines = [line for line in procrun.rest() if line.startswith("nasty.1")]
+    assert lines[0].endswith("binary")
+    long_parts = [line for line in lines if "LLLL" in line]
+    assert len(long_parts) == 4
+    assert sum(line.count("L") for line in long_parts) == 200000
+    assert lines[-2] == "nasty.1 | after"
+    assert lines[-1] == "nasty.1 | no newline at exit"
+
+
+def test_stdout_going_away_stops_everything_cleanly(tmp_path: Path) -> None:
+    procfile = f"chatty: yes chatty\nrecorder: {child(RECORDER)}\n"
+    procrun = Procrun(tmp_path, procfile, "-e", "/dev/null")
+    with procrun:
+        match = procrun.wait_for_line(r"leader (\d+) ready")
+        leader = int(match.group(1))
+        assert procrun.proc.stdout is not None
+        procrun.proc.stdout.close()  # as `| head` does when it has read enough
+        code = procrun.wait()
+        wait_until_dead(leader)
+    assert "Traceback" not in procrun.stderr
+    assert code == 0, procrun.stderr
+
+
+def test_json_output_for_log_drains(tmp_path: Path) -> None:
+    script = tmp_path / "hello.py"
+    script.write_text("print('hello')\n")
+    toml = '[defaults]\nrestart = "on-failure"\n'
+    with Procrun(
+        tmp_path,
+        f"hello: {child(script)}\n",
+        "--output-format",
+        "json",
+        "--log-format",
+        "json",
+        toml=toml,
+    ) as procrun:
+        assert procrun.wait() == 0
+        records = [json.loads(line) for line in procrun.rest()]
+    assert any(r.get("line") == "hello" and r.get("process") == "hello.1" for r in records)
+    assert any(
+        r.get("event") == "process.exited" and r.get("process") == "hello.1" for r in records
+    )

@@ -1,0 +1,108 @@
+"""The line relay as a unit: chunks in, whole prefixed lines out."""
+
+import asyncio
+import json
+
+import pytest
+
+from procrun.output import (
+    CONTINUED_MARKER,
+    MAX_LINE_BYTES,
+    LineAssembler,
+    OutputStyle,
+    Relay,
+    use_colour,
+)
+from tests.sinks import CollectingSink
+
+
+def relay_with(style: OutputStyle | None = None) -> tuple[Relay, CollectingSink]:
+    sink = CollectingSink()
+    relay = Relay(sink, style or OutputStyle())
+    relay.reserve(["web.1", "worker.1"])
+    return relay, sink
+
+
+async def test_lines_split_across_chunks_come_out_whole() -> None:
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    for chunk in (b"hel", b"lo\nwor", b"ld\n", b"a\nb\nc"):
+        assembler.feed(chunk)
+    assembler.close()
+    assert sink.data.decode().splitlines() == [
+        "web.1    | hello",
+        "web.1    | world",
+        "web.1    | a",
+        "web.1    | b",
+        "web.1    | c",
+    ]
+
+
+async def test_an_over_long_line_is_split_at_the_bound_with_a_marker() -> None:
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    body = b"a" * (MAX_LINE_BYTES * 2 + 10)
+    for start in range(0, len(body), 4096):
+        assembler.feed(body[start : start + 4096])
+    assembler.feed(b"\nnext\n")
+    assembler.close()
+    lines = bytes(sink.data).split(b"\n")[:-1]
+    assert [line.endswith(CONTINUED_MARKER) for line in lines] == [True, True, False, False]
+    prefix = b"web.1    | "
+    rebuilt = b"".join(line[len(prefix) :].removesuffix(CONTINUED_MARKER) for line in lines[:3])
+    assert rebuilt == body
+    assert lines[3] == prefix + b"next"
+
+
+async def test_a_long_line_inside_one_big_chunk_is_split_too() -> None:
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    assembler.feed(b"short\n" + b"b" * (MAX_LINE_BYTES + 1) + b"\nend\n")
+    lines = bytes(sink.data).split(b"\n")[:-1]
+    assert len(lines) == 4
+    assert lines[1].endswith(CONTINUED_MARKER)
+    assert lines[2] == b"web.1    | b"
+
+
+async def test_a_split_never_cuts_a_utf8_character() -> None:
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    assembler.feed(("é" * MAX_LINE_BYTES).encode() + b"\n")
+    for line in bytes(sink.data).split(b"\n")[:-1]:
+        line.decode("utf-8")  # raises if a character was cut
+
+
+async def test_invalid_utf8_passes_through_in_text_and_is_replaced_in_json() -> None:
+    relay, sink = relay_with()
+    LineAssembler(relay, "web.1", "web", asyncio.get_running_loop()).feed(b"\xff\xfe\x00bin\n")
+    assert bytes(sink.data) == b"web.1    | \xff\xfe\x00bin\n"
+    relay, sink = relay_with(OutputStyle(json=True))
+    LineAssembler(relay, "web.1", "web", asyncio.get_running_loop()).feed(b"\xffok\n")
+    record = json.loads(sink.data)
+    assert record["process"] == "web.1"
+    assert record["line"] == "\ufffdok"
+
+
+async def test_a_partial_line_is_flushed_after_a_pause() -> None:
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    assembler.feed(b"Password: ")
+    assert sink.data == b""
+    await asyncio.wait_for(sink.written.wait(), timeout=5)
+    assert bytes(sink.data) == b"web.1    | Password: \n"
+
+
+def test_colour_rules() -> None:
+    assert use_colour(True, {}) is True
+    assert use_colour(False, {}) is False
+    assert use_colour(True, {"NO_COLOR": "1"}) is False
+    assert use_colour(False, {"FORCE_COLOR": "1"}) is True
+    assert use_colour(True, {"NO_COLOR": "1", "FORCE_COLOR": "1"}) is False
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_colour_prefix_resets_after_the_name(timestamps: bool) -> None:
+    relay, sink = relay_with(OutputStyle(colour=True, timestamps=timestamps))
+    relay.emit_lines("web.1", "web", b"hi")
+    assert sink.data.startswith(b"\x1b[")
+    assert b"\x1b[0m hi\n" in sink.data

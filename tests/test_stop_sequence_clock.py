@@ -1,0 +1,86 @@
+"""Long stop sequences on a hand-set clock: a 600 s Celery grace in milliseconds, real child."""
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from procrun.output import OutputStyle, Relay
+from procrun.settings import ProcessSettings, ProcessSpec
+from procrun.signals import Reaper, capture_signals
+from procrun.supervisor import Event, ShutdownRequested, SignalReceived, Supervisor
+from tests.fakeclock import FakeClock
+from tests.harness import child, wait_until_dead
+from tests.sinks import CollectingSink
+
+RECORDER = Path(__file__).parent / "children" / "recorder.py"
+CELERY = ProcessSettings(grace_seconds=600.0, second_signal=signal.SIGQUIT)
+
+
+@dataclass
+class Running:
+    supervisor: Supervisor
+    sink: CollectingSink
+    clock: FakeClock
+    run: asyncio.Task[int]
+
+
+def spec(tmp_path: Path, settings: ProcessSettings, *args: str) -> ProcessSpec:
+    return ProcessSpec(
+        name="worker.1",
+        kind="worker",
+        index=1,
+        command=child(RECORDER, *args),
+        env=dict(os.environ),
+        cwd=tmp_path,
+        settings=settings,
+    )
+
+
+@pytest.fixture
+async def celery_like(tmp_path: Path) -> AsyncIterator[Running]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    clock = FakeClock()
+    sink = CollectingSink()
+    with capture_signals(loop, [signal.SIGCHLD], lambda s: queue.put_nowait(SignalReceived(s))):
+        supervisor = Supervisor(
+            [spec(tmp_path, CELERY, "--ignore", "--pool", "1")],
+            relay=Relay(sink, OutputStyle()),
+            clock=clock,
+            reaper=Reaper(adopt_orphans=False),
+            queue=queue,
+        )
+        run = asyncio.create_task(supervisor.run())
+        try:
+            yield Running(supervisor, sink, clock, run)
+        finally:
+            if not run.done():
+                supervisor.processes[0].kill_now()
+                await asyncio.wait_for(run, 20)
+
+
+async def test_term_then_quit_before_the_deadline_then_kill_the_group(
+    celery_like: Running,
+) -> None:
+    sink, clock = celery_like.sink, celery_like.clock
+    ready = await sink.wait_for(r"leader (\d+) ready pgid=\d+ pool=(\d+)")
+    pool = int(ready.group(2))
+    celery_like.supervisor.post(ShutdownRequested("test"))
+    await sink.wait_for(r"leader \d+ got SIGTERM")
+    assert clock.pending() == [590.0], "next step: QUIT 10 s before the 600 s deadline"
+
+    clock.advance(589.0)
+    await asyncio.sleep(0)
+    assert "SIGQUIT" not in sink.text()
+    clock.advance(1.0)
+    await sink.wait_for(r"leader \d+ got SIGQUIT")
+    assert "pool" not in "".join(s for s in sink.text().splitlines() if "got SIG" in s)
+
+    clock.advance(10.0)
+    assert await asyncio.wait_for(celery_like.run, 20) == 128 + signal.SIGKILL
+    wait_until_dead(pool)
