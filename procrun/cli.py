@@ -125,6 +125,9 @@ def cli() -> None:
     help="Child lines: prefixed text, or one JSON object per line with the process name.",
 )
 @click.option("-t", "--timestamps", is_flag=True, help="Prefix every line with the time.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also log state changes and reaped orphans (debug)."
+)
 @click.argument("names", nargs=-1)
 def start(
     names: tuple[str, ...],
@@ -132,6 +135,7 @@ def start(
     log_format: str,
     output_format: str,
     timestamps: bool,
+    verbose: bool,
     **project: Any,
 ) -> int:
     """Start the Procfile's processes (or only NAMES) and supervise them until stopped."""
@@ -142,6 +146,7 @@ def start(
         log_format=LogFormat(log_format),
         json_output=output_format == "json",
         timestamps=timestamps,
+        verbose=verbose,
     )
     return asyncio.run(run_start(options))
 

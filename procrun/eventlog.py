@@ -33,7 +33,9 @@ class _RelayLogger:
     debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def configure(relay: Relay, log_format: LogFormat, *, colour: bool, timestamps: bool) -> None:
+def configure(
+    relay: Relay, log_format: LogFormat, *, colour: bool, timestamps: bool, verbose: bool = False
+) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -53,7 +55,9 @@ def configure(relay: Relay, log_format: LogFormat, *, colour: bool, timestamps: 
     logger = _RelayLogger(relay.emit_event)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.INFO
+        ),
         logger_factory=lambda *args: logger,
         cache_logger_on_first_use=False,
     )

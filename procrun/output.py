@@ -154,7 +154,7 @@ class Relay:
         self._width = len("procrun")
         self._colours: dict[str, int] = {}
         self._readers: set[asyncio.ReadTransport] = set()
-        self._paused = False
+        self.paused = False
         sink.on_pause = self._pause_readers
         sink.on_resume = self._resume_readers
 
@@ -210,19 +210,19 @@ class Relay:
             lambda: _ChildOutputProtocol(self, assembler, done), pipe
         )
         self._readers.add(transport)
-        if self._paused:
+        if self.paused:
             transport.pause_reading()
 
     def detach(self, transport: asyncio.ReadTransport) -> None:
         self._readers.discard(transport)
 
     def _pause_readers(self) -> None:
-        self._paused = True
+        self.paused = True
         for reader in self._readers:
             reader.pause_reading()
 
     def _resume_readers(self) -> None:
-        self._paused = False
+        self.paused = False
         for reader in self._readers:
             reader.resume_reading()
 
@@ -237,8 +237,10 @@ class LineAssembler:
         self._loop = loop
         self._tail = b""
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
 
     def feed(self, chunk: bytes) -> None:
+        self._last_data = self._loop.time()
         data = self._tail + chunk if self._tail else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -250,7 +252,9 @@ class LineAssembler:
             head, self._tail = _split_at_char_boundary(self._tail, MAX_LINE_BYTES)
             self._relay.emit_lines(self._name, self._kind, head, continued=True)
         if self._tail and self._flush_timer is None:
-            self._flush_timer = self._loop.call_later(PARTIAL_LINE_FLUSH_SECONDS, self._flush_tail)
+            self._flush_timer = self._loop.call_later(
+                PARTIAL_LINE_FLUSH_SECONDS, self._on_flush_timer
+            )
 
     def _emit_complete(self, block: bytes) -> None:
         # A block no longer than the bound cannot hold an over-long line: the common, fast case.
@@ -272,8 +276,18 @@ class LineAssembler:
         if run:
             self._relay.emit_lines(self._name, self._kind, b"\n".join(run))
 
-    def _flush_tail(self) -> None:
+    def _on_flush_timer(self) -> None:
+        """Flush the tail only once the child has been quiet for the whole delay, and never while
+        reading is paused: then the rest of the line is waiting in the pipe, not missing."""
         self._flush_timer = None
+        quiet_since = self._loop.time() - self._last_data
+        if self._relay.paused or quiet_since < PARTIAL_LINE_FLUSH_SECONDS:
+            delay = max(PARTIAL_LINE_FLUSH_SECONDS - quiet_since, 0.01)
+            self._flush_timer = self._loop.call_later(delay, self._on_flush_timer)
+            return
+        self._flush_tail()
+
+    def _flush_tail(self) -> None:
         if self._tail:
             tail, self._tail = self._tail, b""
             self._relay.emit_lines(self._name, self._kind, tail)
@@ -281,7 +295,7 @@ class LineAssembler:
     def close(self) -> None:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
-        self._flush_timer = None
+            self._flush_timer = None
         self._flush_tail()
 
 

@@ -31,6 +31,7 @@ class StartOptions:
     log_format: LogFormat = LogFormat.TEXT
     json_output: bool = False
     timestamps: bool = False
+    verbose: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,13 @@ async def run_start(options: StartOptions) -> int:
         style = OutputStyle(colour=colour, timestamps=options.timestamps, json=options.json_output)
         sink = await open_stdout_sink()
         relay = Relay(sink, style)
-        eventlog.configure(relay, options.log_format, colour=colour, timestamps=options.timestamps)
+        eventlog.configure(
+            relay,
+            options.log_format,
+            colour=colour,
+            timestamps=options.timestamps,
+            verbose=options.verbose,
+        )
         log = structlog.get_logger()
         adopt_orphans = os.getpid() == 1 or signals.become_subreaper()
         for warning in project.start_warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -12,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 DEADLINE_SECONDS = 20.0
@@ -42,7 +43,8 @@ class Procrun:
         env: Mapping[str, str] | None = None,
         toml: str | None = None,
         stdout: int | None = subprocess.PIPE,
-        preexec: bool = False,
+        wrapper: Sequence[str] = (),
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         (directory / "Procfile").write_text(textwrap.dedent(procfile))
         if toml is not None:
@@ -56,12 +58,13 @@ class Procrun:
         self._closed = False
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "procrun", *command, *args],
+            [*wrapper, sys.executable, "-m", "procrun", *command, *args],
             cwd=directory,
             env=environment,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=subprocess.PIPE,
+            preexec_fn=preexec_fn,
         )
         self.stderr = ""
         if stdout == subprocess.PIPE:
@@ -143,6 +146,65 @@ class Procrun:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc."""
+    children: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(child) for child in path.read_text().split()]
+    return children
+
+
+def wait_for_state(
+    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE_SECONDS
+) -> None:
+    """Wait for a state of another process that nothing announces (read from /proc); the
+    deadline is a hang guard."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.01)
+
+
+def blocked_in_write(pid: int) -> bool:
+    """True while `pid` sits in the write(2) system call (syscall number 1 on x86-64)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == "1"
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory `pid` has ever used (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+def bytes_written(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no wchar for pid {pid}")
+
+
+def procrun_child_running(procrun: Procrun, needle: str) -> int:
+    """The pid of procrun's child whose command line contains `needle`, once it exists."""
+    found: list[int] = []
+
+    def look() -> bool:
+        for pid in children_of(procrun.proc.pid):
+            with contextlib.suppress(FileNotFoundError):
+                if needle in Path(f"/proc/{pid}/cmdline").read_text():
+                    found.append(pid)
+                    return True
+        return False
+
+    wait_for_state(look, f"a child running {needle}")
+    return found[0]
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,11 +1,23 @@
 """What reaches procrun's stdout from real children writing through real pipes."""
 
 import json
+import os
 import re
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
-from tests.harness import Procrun, child, wait_until_dead
+from tests.harness import (
+    Procrun,
+    blocked_in_write,
+    bytes_written,
+    child,
+    peak_rss_bytes,
+    procrun_child_running,
+    wait_for_state,
+    wait_until_dead,
+)
 
 CHILDREN = Path(__file__).parent / "children"
 WRITER = CHILDREN / "writer.py"
@@ -90,3 +102,34 @@ def test_json_output_for_log_drains(tmp_path: Path) -> None:
     assert any(
         r.get("event") == "process.exited" and r.get("process") == "hello.1" for r in records
     )
+
+
+def test_a_stalled_reader_throttles_children_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """60 MB of output into a stdout nobody reads: procrun must stop reading from the child, so
+    the child blocks on its own write, rather than buffer the lot. Lines must not be cut by the
+    partial-line flush while the child is held back."""
+    count = 1_000_000
+    read_end, write_end = os.pipe()
+    procfile = f"w0: {child(WRITER, 'w0', str(count), '4096')}\nidle: {child(RECORDER)}\n"
+    toml = '[processes.w0]\nrestart = "on-failure"\n'
+    with Procrun(tmp_path, procfile, toml=toml, stdout=write_end) as procrun:
+        os.close(write_end)
+        writer = procrun_child_running(procrun, "writer.py")
+        wait_for_state(lambda: blocked_in_write(writer), "the writer to block on its pipe")
+        # A window of observation, not synchronisation: held back, the writer makes no progress
+        # (without back-pressure it would write its 60 MB into procrun's memory in about a second).
+        written = bytes_written(writer)
+        time.sleep(1.0)
+        assert bytes_written(writer) == written
+        assert written < 4 * 1024 * 1024
+        assert blocked_in_write(writer)
+        with os.fdopen(read_end, "rb") as stdout:
+            lines = 0
+            for line in stdout:
+                lines += line.startswith(b"w0.1")
+                if lines == count:
+                    break
+            assert peak_rss_bytes(procrun.proc.pid) < 64 * 1024 * 1024
+            procrun.signal(signal.SIGTERM)
+            assert procrun.wait() == 0
+    assert lines == count

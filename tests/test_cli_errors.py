@@ -1,0 +1,56 @@
+"""Bad input: one line on stderr naming the file, line and fix; exit code 2; never a traceback."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Procrun
+
+
+@pytest.mark.parametrize(
+    ("procfile", "args", "toml", "message"),
+    [
+        (
+            "web gunicorn app\n",
+            (),
+            None,
+            'Procfile:1: expected "<name>: <command>", got "web gunicorn app"',
+        ),
+        (
+            "web: a\nweb: b\n",
+            (),
+            None,
+            'Procfile:2: duplicate process "web" (first defined on line 1)',
+        ),
+        ("web: a\n", ("wbe",), None, 'unknown process "wbe"; the Procfile defines: web'),
+        ("web: a\n", ("-c", "web"), None, '-c/--concurrency: expected "<name>=<count>", got "web"'),
+        ("web: a\n", (), '[processes.web]\ngrace = "soon"\n', "procrun.toml:2: "),
+        ("web: a\n", ("--shutdown-timeout", "abc"), None, "--shutdown-timeout"),
+        ("web: a\n", ("-f", "Nope"), None, "Procfile not found: "),
+    ],
+)
+@pytest.mark.parametrize("command", ["start", "check"])
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path,
+    command: str,
+    procfile: str,
+    args: tuple[str, ...],
+    toml: str | None,
+    message: str,
+) -> None:
+    with Procrun(tmp_path, procfile, *args, command=(command,), toml=toml) as procrun:
+        code = procrun.wait()
+        out = procrun.rest()
+    assert code == 2
+    assert procrun.stderr.count("\n") == 1, procrun.stderr
+    assert procrun.stderr.startswith("procrun: ")
+    assert message in procrun.stderr
+    assert "Traceback" not in procrun.stderr
+    assert out == []
+
+
+def test_click_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
+    with Procrun(tmp_path, "web: a\n", "--no-such-flag") as procrun:
+        assert procrun.wait() == 2
+    assert "No such option" in procrun.stderr
+    assert "Traceback" not in procrun.stderr
