@@ -333,6 +333,7 @@ _PROCESS_KEYS: dict[str, tuple[str, _Convert]] = {
     "env": ("env", _environment),
     "grace": ("grace_seconds", _duration),
     "max_memory": ("max_memory_bytes", _size),
+    "max_memory_for": ("max_memory_for_seconds", _duration),
     "max_restarts": ("max_restarts", _whole_number),
     "min_uptime": ("min_uptime_seconds", _duration),
     "oneshot": ("oneshot", _boolean),

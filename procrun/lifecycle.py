@@ -50,6 +50,9 @@ ALIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.RUNNING, ProcessSt
 SETTLED_STATES = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 """States in which nothing is running or scheduled."""
 
+FINISHED_STATES = frozenset({ProcessState.EXITED, ProcessState.FATAL})
+"""Settled on its own: nobody asked it to stop, and it will not be restarted."""
+
 
 class IllegalTransitionError(RuntimeError):
     """A bug in procrun: a state change the table does not allow."""

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from procrun.loghistory import LogHistory
+
 MAX_LINE_BYTES = 64 * 1024
 PARTIAL_LINE_FLUSH_SECONDS = 0.25
 STDOUT_HIGH_WATER_BYTES = 256 * 1024
@@ -148,9 +150,10 @@ async def open_stdout_sink(fd: int = 1) -> Sink:
 class Relay:
     """The one owner of what the user sees: child lines and procrun's own event lines."""
 
-    def __init__(self, sink: Sink, style: OutputStyle) -> None:
+    def __init__(self, sink: Sink, style: OutputStyle, history: LogHistory | None = None) -> None:
         self.sink = sink
         self.style = style
+        self.history = history or LogHistory()
         self._width = len("procrun")
         self._colours: dict[str, int] = {}
         self._readers: set[asyncio.ReadTransport] = set()
@@ -173,6 +176,7 @@ class Relay:
 
     def emit_lines(self, name: str, kind: str, block: bytes, continued: bool = False) -> None:
         """Write `block`: one or more complete lines of one process, without the final newline."""
+        self.history.record(name, block)
         if self.style.json:
             self._emit_json(name, block, continued)
             return
@@ -197,6 +201,7 @@ class Relay:
     def emit_event(self, rendered: str) -> None:
         """One of procrun's own log events, already rendered by structlog."""
         if self.style.json or rendered.startswith("{"):
+            self.history.record("procrun", rendered.encode())
             self.sink.write(rendered.encode() + b"\n")
         else:
             self.emit_lines("procrun", "procrun", rendered.encode())

@@ -111,6 +111,7 @@ class ManagedProcess:
         self.restarts = 0
         self.failures: tuple[float, ...] = ()
         self.last_returncode: int | None = None
+        self.reason: str | None = None  # why it is STOPPED, FATAL or restarting, for status
         self.killed_at_deadline = False
         self.stop_denied = False
         self._clock = clock
@@ -158,6 +159,7 @@ class ManagedProcess:
     async def spawn(self) -> None:
         """Start the child in a new session. A spawn that fails is reported like a failed exit."""
         self.transition(ProcessState.STARTING)
+        self.reason = None
         self.killed_at_deadline = False
         self.stop_denied = False
         loop = asyncio.get_running_loop()

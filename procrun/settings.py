@@ -51,8 +51,10 @@ class ProcessSettings:
     env: Mapping[str, str] = field(default_factory=_empty_env)
     oneshot: bool = False
     count: int = 1
-    # Parsed from procrun.toml `max_memory` and kept for a memory watchdog; nothing enforces it yet.
+    # The memory watchdog restarts the process gracefully when its whole tree's RSS stays above
+    # max_memory_bytes for max_memory_for_seconds.
     max_memory_bytes: int | None = None
+    max_memory_for_seconds: float = 30.0
 
 
 @dataclass(frozen=True)

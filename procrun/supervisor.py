@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -18,6 +18,7 @@ import structlog
 from procrun import signals
 from procrun.clock import Clock, wait_until
 from procrun.lifecycle import (
+    FINISHED_STATES,
     SETTLED_STATES,
     Finish,
     GiveUp,
@@ -31,6 +32,7 @@ from procrun.lifecycle import (
 from procrun.output import Relay
 from procrun.process import ManagedProcess, ProcessExited, ProcessStarted
 from procrun.settings import GiveUpPolicy, ProcessSpec
+from procrun.watchdog import MemoryWatchdog
 
 log = structlog.get_logger()
 
@@ -55,7 +57,20 @@ class ShutdownRequested:
     reason: str
 
 
-Event = ProcessExited | ProcessStarted | SignalReceived | RestartDue | ShutdownRequested
+@dataclass(frozen=True)
+class MemoryExceeded:
+    process: ManagedProcess
+    reason: str
+
+
+Event = (
+    ProcessExited
+    | ProcessStarted
+    | SignalReceived
+    | RestartDue
+    | ShutdownRequested
+    | MemoryExceeded
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,10 @@ class Supervisor:
     def shutting_down(self) -> bool:
         return self._shutdown is not None
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -119,7 +138,14 @@ class Supervisor:
                 if self.shutting_down or self.release.state is not ProcessState.EXITED:
                     return self._exit_code()
                 log.info("release.succeeded", process=self.release.name)
+            watchdog = MemoryWatchdog(
+                self.processes,
+                self._clock,
+                lambda process, reason: self.post(MemoryExceeded(process, reason)),
+            )
+            watchdog.start()
             await self._run_phase(self.processes)
+            watchdog.stop()
             if self._reaper.adopt_orphans:
                 await self._stop_orphans()
         return self._exit_code()
@@ -130,10 +156,14 @@ class Supervisor:
             if self.shutting_down:
                 break
             await process.spawn()
-        await self._pump_until(self._settled)
+        await self._pump_until(self._finished)
 
-    def _settled(self) -> bool:
-        return all(p.state in SETTLED_STATES for p in self._active)
+    def _finished(self) -> bool:
+        """Done when a shutdown has stopped everything, or when every process has finished on
+        its own. A process stopped on request keeps procrun up, waiting to be started again."""
+        if self.shutting_down:
+            return all(p.state in SETTLED_STATES for p in self._active)
+        return all(p.state in FINISHED_STATES for p in self._active)
 
     async def _pump_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -162,10 +192,43 @@ class Supervisor:
                     self._spawn_soon(process)
             case RestartDue():
                 pass
+            case MemoryExceeded(process=process, reason=reason):
+                if not self.shutting_down and process.state is ProcessState.RUNNING:
+                    process.restarts += 1
+                    self._run_soon(self.restart_process(process, reason))
 
     def _spawn_soon(self, process: ManagedProcess) -> None:
+        self._run_soon(process.spawn())
+
+    def _run_soon(self, work: Coroutine[None, None, None]) -> None:
         if self._tasks is not None:
-            self._tasks.create_task(process.spawn())
+            self._tasks.create_task(work)
+        else:
+            work.close()
+
+    # --- on request (control socket, memory watchdog) ------------------------------------------
+
+    async def start_process(self, process: ManagedProcess) -> None:
+        """Start a process that is not running, with a fresh restart budget."""
+        if process.state in SETTLED_STATES and not self.shutting_down:
+            process.failures = ()
+            await process.spawn()
+
+    async def stop_process(self, process: ManagedProcess, reason: str) -> None:
+        """Stop with the process's own stop sequence and grace; it stays stopped until started."""
+        stopping = process.begin_stop(process.spec.settings.grace_seconds)
+        if process.state in (ProcessState.STOPPING, ProcessState.STOPPED):
+            process.reason = reason
+        if stopping is not None:
+            await stopping
+        await process.wait_for_state(*SETTLED_STATES)
+
+    async def restart_process(self, process: ManagedProcess, reason: str) -> None:
+        log.info("process.restart_requested", process=process.name, reason=reason)
+        await self.stop_process(process, reason)
+        await self.start_process(process)
+        if process.state is ProcessState.STARTING:
+            process.reason = reason
 
     # --- exits -----------------------------------------------------------------------------------
 
@@ -193,6 +256,7 @@ class Supervisor:
                 log.info("process.restarting", process=process.name, delay=round(delay, 3))
             case GiveUp(reason=reason):
                 process.transition(ProcessState.FATAL, reason=reason)
+                process.reason = reason
                 log.error("process.gave_up", process=process.name, reason=reason)
                 if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
                     self._begin_shutdown(f"{process.name} gave up", cause=process)
@@ -216,6 +280,9 @@ class Supervisor:
 
     def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> None:
         self._shutdown = _Shutdown(reason, cause)
+        for process in self._active:
+            if process.state is not ProcessState.FATAL:
+                process.reason = f"shutdown: {reason}"
         log.info("shutdown.started", reason=reason, deadline=self.options.shutdown_timeout_seconds)
         for process in self._active:
             grace = effective_grace(process.spec.settings, self.options.shutdown_timeout_seconds)

@@ -196,7 +196,8 @@ def test_nesting_too_deep(tmp_path: Path) -> None:
 
 
 VALID_KEYS = (
-    "backoff, backoff_max, count, cwd, env, grace, max_memory, max_restarts, min_uptime, "
+    "backoff, backoff_max, count, cwd, env, grace, max_memory, max_memory_for, max_restarts, "
+    "min_uptime, "
     "oneshot, restart, restart_window, second_signal, second_signal_margin, stop_signal"
 )
 

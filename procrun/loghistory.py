@@ -1,0 +1,83 @@
+"""Recent output per process, for `procrun logs`, and live subscriptions for `logs -f`.
+
+The relay hands over whole blocks of lines it has just written; they are kept as they are (no
+per-line work on the hot path) within a byte budget per process, so a chatty process cannot evict
+a quiet one's history. Lines are split only when someone asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Collection
+
+HISTORY_BYTES_PER_PROCESS = 256 * 1024
+FOLLOWER_QUEUE_BLOCKS = 1024
+
+
+class _Follower:
+    def __init__(self, names: Collection[str]) -> None:
+        self.names = names
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(FOLLOWER_QUEUE_BLOCKS)
+        self.dropped = 0
+
+
+class LogHistory:
+    def __init__(self, budget_bytes: int = HISTORY_BYTES_PER_PROCESS) -> None:
+        self._budget = budget_bytes
+        self._blocks: dict[str, deque[tuple[int, bytes]]] = {}
+        self._sizes: dict[str, int] = {}
+        self._sequence = itertools.count()
+        self._followers: set[_Follower] = set()
+
+    def record(self, name: str, block: bytes) -> None:
+        """`block`: one or more complete lines of `name`, without the final newline."""
+        blocks = self._blocks.setdefault(name, deque())
+        blocks.append((next(self._sequence), block))
+        size = self._sizes.get(name, 0) + len(block)
+        while size > self._budget and len(blocks) > 1:
+            size -= len(blocks.popleft()[1])
+        self._sizes[name] = size
+        for follower in self._followers:
+            if not follower.names or name in follower.names:
+                try:
+                    follower.queue.put_nowait((name, block))
+                except asyncio.QueueFull:
+                    follower.dropped += block.count(b"\n") + 1
+
+    def recent(self, names: Collection[str], count: int) -> list[tuple[str, str]]:
+        """The last `count` lines of `names` (all processes when empty), oldest first."""
+        if count <= 0:
+            return []
+        chosen = [n for n in self._blocks if not names or n in names]
+        tagged: list[tuple[int, str, bytes]] = []
+        for name in chosen:
+            lines = 0
+            for seq, block in reversed(self._blocks[name]):
+                tagged.append((seq, name, block))
+                lines += block.count(b"\n") + 1
+                if lines >= count:
+                    break
+        tagged.sort()
+        result = [
+            (name, line.decode("utf-8", "replace"))
+            for _, name, block in tagged
+            for line in block.split(b"\n")
+        ]
+        return result[-count:]
+
+    async def follow(self, names: Collection[str]) -> AsyncIterator[tuple[str, str]]:
+        """Lines as they are relayed, until the consumer stops iterating."""
+        follower = _Follower(frozenset(names))
+        self._followers.add(follower)
+        try:
+            while True:
+                name, block = await follower.queue.get()
+                if follower.dropped:
+                    yield "procrun", f"[{follower.dropped} lines dropped: the reader was too slow]"
+                    follower.dropped = 0
+                for line in block.split(b"\n"):
+                    yield name, line.decode("utf-8", "replace")
+        finally:
+            self._followers.discard(follower)

@@ -1,0 +1,99 @@
+"""The memory watchdog: restarts a process whose whole tree stays above its `max_memory`.
+
+Only processes with a limit are sampled, on one timer that exists only when some process has a
+limit: without limits procrun never wakes for this, and never imports psutil.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from procrun.clock import Clock, Timer
+from procrun.lifecycle import ProcessState
+from procrun.procinfo import TreeSampler
+from procrun.process import ManagedProcess
+
+log = structlog.get_logger()
+
+MAX_SAMPLE_INTERVAL_SECONDS = 5.0
+MIN_SAMPLE_INTERVAL_SECONDS = 0.25
+
+
+def sample_interval(processes: Sequence[ManagedProcess]) -> float | None:
+    """A third of the shortest `max_memory_for`, within bounds; None when nothing has a limit."""
+    windows = [
+        p.spec.settings.max_memory_for_seconds
+        for p in processes
+        if p.spec.settings.max_memory_bytes is not None
+    ]
+    if not windows:
+        return None
+    return min(max(min(windows) / 3, MIN_SAMPLE_INTERVAL_SECONDS), MAX_SAMPLE_INTERVAL_SECONDS)
+
+
+class MemoryWatchdog:
+    def __init__(
+        self,
+        processes: Sequence[ManagedProcess],
+        clock: Clock,
+        on_exceeded: Callable[[ManagedProcess, str], None],
+    ) -> None:
+        self._limited = [p for p in processes if p.spec.settings.max_memory_bytes is not None]
+        self._interval = sample_interval(processes)
+        self._clock = clock
+        self._on_exceeded = on_exceeded
+        self._sampler = TreeSampler() if self._limited else None
+        self._over_since: dict[str, tuple[int, float]] = {}  # name -> (pid, since)
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        if self._interval is not None:
+            self._schedule()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        assert self._interval is not None
+        self._timer = self._clock.call_at(self._clock.now() + self._interval, self._check)
+
+    def _check(self) -> None:
+        self._schedule()
+        now = self._clock.now()
+        for process in self._limited:
+            limit = process.spec.settings.max_memory_bytes
+            pid = process.pid
+            if limit is None or pid is None or process.state is not ProcessState.RUNNING:
+                self._over_since.pop(process.name, None)
+                continue
+            usage = self._sampler.sample(pid) if self._sampler else None
+            if usage is None or usage.rss_bytes <= limit:
+                self._over_since.pop(process.name, None)
+                continue
+            since_pid, since = self._over_since.setdefault(process.name, (pid, now))
+            if since_pid != pid:  # a new run of the process: start counting again
+                self._over_since[process.name] = (pid, now)
+                continue
+            window = process.spec.settings.max_memory_for_seconds
+            if now - since >= window:
+                self._over_since.pop(process.name)
+                reason = (
+                    f"memory: {_mb(usage.rss_bytes)} in {usage.processes} processes above "
+                    f"max_memory {_mb(limit)} for {now - since:.1f} s"
+                )
+                log.warning(
+                    "watchdog.restarting",
+                    process=process.name,
+                    rss_bytes=usage.rss_bytes,
+                    limit_bytes=limit,
+                    over_seconds=round(now - since, 1),
+                )
+                self._on_exceeded(process, reason)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
