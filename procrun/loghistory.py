@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 
 HISTORY_BYTES_PER_PROCESS = 256 * 1024
 FOLLOWER_QUEUE_BLOCKS = 1024
@@ -67,17 +67,17 @@ class LogHistory:
         ]
         return result[-count:]
 
-    async def follow(self, names: Collection[str]) -> AsyncIterator[tuple[str, str]]:
+    async def follow(self, names: Collection[str]) -> AsyncGenerator[tuple[str, str], None]:
         """Lines as they are relayed, until the consumer stops iterating."""
         follower = _Follower(frozenset(names))
         self._followers.add(follower)
         try:
             while True:
                 name, block = await follower.queue.get()
-                if follower.dropped:
-                    yield "procrun", f"[{follower.dropped} lines dropped: the reader was too slow]"
-                    follower.dropped = 0
                 for line in block.split(b"\n"):
                     yield name, line.decode("utf-8", "replace")
+                if follower.dropped and follower.queue.empty():  # the gap is here
+                    yield "procrun", f"[{follower.dropped} lines dropped: the reader was too slow]"
+                    follower.dropped = 0
         finally:
             self._followers.discard(follower)

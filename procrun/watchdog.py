@@ -12,8 +12,9 @@ import structlog
 
 from procrun.clock import Clock, Timer
 from procrun.lifecycle import ProcessState
-from procrun.procinfo import TreeSampler
 from procrun.process import ManagedProcess
+from procrun.procinfo import TreeSampler
+from procrun.settings import ProcessSettings
 
 log = structlog.get_logger()
 
@@ -21,13 +22,9 @@ MAX_SAMPLE_INTERVAL_SECONDS = 5.0
 MIN_SAMPLE_INTERVAL_SECONDS = 0.25
 
 
-def sample_interval(processes: Sequence[ManagedProcess]) -> float | None:
+def sample_interval(settings: Sequence[ProcessSettings]) -> float | None:
     """A third of the shortest `max_memory_for`, within bounds; None when nothing has a limit."""
-    windows = [
-        p.spec.settings.max_memory_for_seconds
-        for p in processes
-        if p.spec.settings.max_memory_bytes is not None
-    ]
+    windows = [s.max_memory_for_seconds for s in settings if s.max_memory_bytes is not None]
     if not windows:
         return None
     return min(max(min(windows) / 3, MIN_SAMPLE_INTERVAL_SECONDS), MAX_SAMPLE_INTERVAL_SECONDS)
@@ -41,7 +38,7 @@ class MemoryWatchdog:
         on_exceeded: Callable[[ManagedProcess, str], None],
     ) -> None:
         self._limited = [p for p in processes if p.spec.settings.max_memory_bytes is not None]
-        self._interval = sample_interval(processes)
+        self._interval = sample_interval([p.spec.settings for p in processes])
         self._clock = clock
         self._on_exceeded = on_exceeded
         self._sampler = TreeSampler() if self._limited else None
@@ -71,6 +68,12 @@ class MemoryWatchdog:
                 self._over_since.pop(process.name, None)
                 continue
             usage = self._sampler.sample(pid) if self._sampler else None
+            log.debug(
+                "watchdog.sampled",
+                process=process.name,
+                rss_bytes=usage.rss_bytes if usage else None,
+                limit_bytes=limit,
+            )
             if usage is None or usage.rss_bytes <= limit:
                 self._over_since.pop(process.name, None)
                 continue
