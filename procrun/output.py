@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from procrun.loghistory import LogHistory
+from procrun.stdout import Sink
 
 MAX_LINE_BYTES = 64 * 1024
 PARTIAL_LINE_FLUSH_SECONDS = 0.25
-STDOUT_HIGH_WATER_BYTES = 256 * 1024
 CONTINUED_MARKER = b" [procrun: line continues]"
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 
@@ -35,7 +34,7 @@ class OutputStyle:
     json: bool = False  # one JSON object per child line, for log drains
 
 
-def use_colour(isatty: bool, environ: dict[str, str] | os._Environ[str]) -> bool:
+def use_colour(isatty: bool, environ: Mapping[str, str]) -> bool:
     """NO_COLOR wins (no-color.org), then FORCE_COLOR, then whether stdout is a terminal."""
     if environ.get("NO_COLOR"):
         return False
@@ -44,107 +43,7 @@ def use_colour(isatty: bool, environ: dict[str, str] | os._Environ[str]) -> bool
     return isatty
 
 
-# --- where the bytes go --------------------------------------------------------------------------
-
-
-class Sink:
-    """procrun's stdout. A pipe (docker logs, `| head`) is written asynchronously with
-    back-pressure; a terminal or file with plain blocking writes, since putting a shared terminal
-    into non-blocking mode would break the shell that started procrun."""
-
-    def __init__(self) -> None:
-        self.on_pause: Callable[[], None] = lambda: None
-        self.on_resume: Callable[[], None] = lambda: None
-        self.on_lost: Callable[[], None] = lambda: None
-        self.lost = False
-
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """Flush what is buffered."""
-
-    def _mark_lost(self) -> None:
-        if not self.lost:
-            self.lost = True
-            self.on_lost()
-
-
-class BlockingSink(Sink):
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-
-    def write(self, data: bytes) -> None:
-        if self.lost:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except BlockingIOError:
-            # Someone left the terminal non-blocking: wait for it rather than drop the line.
-            os.set_blocking(self._fd, True)
-            self.write(bytes(view))
-        except OSError:  # EPIPE, EIO: the reader is gone
-            self._mark_lost()
-
-
-class _PipeProtocol(asyncio.Protocol):
-    def __init__(self, sink: PipeSink) -> None:
-        self._sink = sink
-
-    def pause_writing(self) -> None:
-        self._sink.on_pause()
-
-    def resume_writing(self) -> None:
-        self._sink.on_resume()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._sink.closed.set()
-        if exc is not None:
-            self._sink._mark_lost()
-
-
-class PipeSink(Sink):
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._transport: asyncio.WriteTransport | None = None
-        self.closed = asyncio.Event()
-
-    async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        # A duplicate, so closing the transport at exit leaves fd 1 itself open.
-        pipe = os.fdopen(os.dup(self._fd), "wb", buffering=0)
-        transport, _ = await loop.connect_write_pipe(lambda: _PipeProtocol(self), pipe)
-        transport.set_write_buffer_limits(high=STDOUT_HIGH_WATER_BYTES)
-        self._transport = transport
-
-    def write(self, data: bytes) -> None:
-        if self.lost or self._transport is None or self._transport.is_closing():
-            return
-        self._transport.write(data)
-
-    async def aclose(self) -> None:
-        if self._transport is None:
-            return
-        self._transport.close()
-        await self.closed.wait()
-        # The pipe's file description is shared with whoever started procrun.
-        os.set_blocking(self._fd, True)
-
-
-async def open_stdout_sink(fd: int = 1) -> Sink:
-    mode = os.fstat(fd).st_mode
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        sink = PipeSink(fd)
-        await sink.open()
-        return sink
-    return BlockingSink(fd)
-
-
-# --- turning chunks into lines -------------------------------------------------------------------
+# --- the relay ----------------------------------------------------------------------------------
 
 
 class Relay:
@@ -154,25 +53,40 @@ class Relay:
         self.sink = sink
         self.style = style
         self.history = history or LogHistory()
+        self.on_lost: Callable[[], None] = lambda: None
+        self.paused = False
         self._width = len("procrun")
         self._colours: dict[str, int] = {}
-        self._readers: set[asyncio.ReadTransport] = set()
-        self.paused = False
+        self._prefixes: dict[str, bytes] = {}
+        self._readers: dict[asyncio.ReadTransport, LineAssembler] = {}
+        self._no_readers = asyncio.Event()
+        self._no_readers.set()
         sink.on_pause = self._pause_readers
         sink.on_resume = self._resume_readers
+        sink.on_lost = self._on_sink_lost
 
     def reserve(self, names: list[str]) -> None:
         """Pad every prefix to the longest name, so the columns line up from the first line."""
         self._width = max([self._width, *map(len, names)])
+        self._prefixes.clear()
 
     def prefix(self, name: str, kind: str) -> bytes:
+        cached = self._prefixes.get(name)
+        if cached is not None:
+            return cached
         label = name.ljust(self._width)
         if self.style.timestamps:
             label = f"{time.strftime('%H:%M:%S')} {label}"
         if self.style.colour:
             colour = self._colours.setdefault(kind, _COLOURS[len(self._colours) % len(_COLOURS)])
-            return f"\x1b[{colour}m{label} |\x1b[0m ".encode()
-        return f"{label} | ".encode()
+            prefix = f"\x1b[{colour}m{label} |\x1b[0m ".encode()
+        else:
+            prefix = f"{label} | ".encode()
+        if not self.style.timestamps:
+            self._prefixes[name] = prefix
+        return prefix
+
+    # --- writing ---------------------------------------------------------------------------------
 
     def emit_lines(self, name: str, kind: str, block: bytes, continued: bool = False) -> None:
         """Write `block`: one or more complete lines of one process, without the final newline."""
@@ -182,7 +96,7 @@ class Relay:
             return
         prefix = self.prefix(name, kind)
         marker = CONTINUED_MARKER if continued else b""
-        self.sink.write(prefix + block.replace(b"\n", b"\n" + prefix) + marker + b"\n")
+        self.sink.write(b"".join((prefix, block.replace(b"\n", b"\n" + prefix), marker, b"\n")))
 
     def _emit_json(self, name: str, block: bytes, continued: bool) -> None:
         now = time.time()
@@ -206,6 +120,8 @@ class Relay:
         else:
             self.emit_lines("procrun", "procrun", rendered.encode())
 
+    # --- reading ---------------------------------------------------------------------------------
+
     async def attach(self, name: str, kind: str, fd: int, done: asyncio.Future[None]) -> None:
         """Relay the pipe `fd` (read end, owned from now on); `done` completes at EOF."""
         loop = asyncio.get_running_loop()
@@ -214,12 +130,41 @@ class Relay:
         transport, _ = await loop.connect_read_pipe(
             lambda: _ChildOutputProtocol(self, assembler, done), pipe
         )
-        self._readers.add(transport)
+        self._readers[transport] = assembler
+        self._no_readers.clear()
         if self.paused:
             transport.pause_reading()
 
     def detach(self, transport: asyncio.ReadTransport) -> None:
-        self._readers.discard(transport)
+        self._readers.pop(transport, None)
+        if not self._readers:
+            self._no_readers.set()
+
+    def after_drain(
+        self, drained: asyncio.Future[None], bound: float, callback: Callable[[], None]
+    ) -> None:
+        """Call `callback` once `drained` is done, or after `bound` seconds of reading time: a
+        daemonised grandchild may hold a pipe open for ever, but time spent held back by a full
+        stdout does not count, or a slow reader would lose the last lines."""
+        loop = asyncio.get_running_loop()
+        guard: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if guard is not None:
+                guard.cancel()
+            if not fired.done():
+                fired.set_result(None)
+                callback()
+
+        def on_guard() -> None:
+            nonlocal guard
+            guard = loop.call_later(bound, on_guard) if self.paused else None
+            if guard is None:
+                fire()
+
+        fired: asyncio.Future[None] = loop.create_future()
+        guard = loop.call_later(bound, on_guard)
+        drained.add_done_callback(lambda _: fire())
 
     def _pause_readers(self) -> None:
         self.paused = True
@@ -228,8 +173,30 @@ class Relay:
 
     def _resume_readers(self) -> None:
         self.paused = False
-        for reader in self._readers:
+        for reader, assembler in self._readers.items():
             reader.resume_reading()
+            assembler.rearm()
+
+    def _on_sink_lost(self) -> None:
+        # Nobody reads any more: keep draining children (their output is dropped) so none blocks.
+        self._resume_readers()
+        self.on_lost()
+
+    def abandon(self) -> None:
+        """Stop waiting for stdout (a forced stop): what is buffered is dropped."""
+        self.sink.abandon()
+
+    async def close(self, within: float) -> None:
+        """Relay what children still have to say, then flush stdout; abandon both after
+        `within` seconds (a reader that stalls for ever must not keep procrun from exiting)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._no_readers.wait()
+                await self.sink.aclose()
+        except TimeoutError:
+            self.abandon()
+            for reader in list(self._readers):
+                reader.close()
 
 
 class LineAssembler:
@@ -246,16 +213,19 @@ class LineAssembler:
 
     def feed(self, chunk: bytes) -> None:
         self._last_data = self._loop.time()
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n")
+        cut = chunk.rfind(b"\n")  # the tail never holds a newline: search the new bytes only
         if cut < 0:
-            self._tail = data
+            self._tail += chunk
         else:
-            self._tail = data[cut + 1 :]
-            self._emit_complete(data[:cut])
+            block = self._tail + chunk[:cut] if self._tail else chunk[:cut]
+            self._tail = chunk[cut + 1 :]
+            self._emit_complete(block)
         while len(self._tail) > MAX_LINE_BYTES:
             head, self._tail = _split_at_char_boundary(self._tail, MAX_LINE_BYTES)
             self._relay.emit_lines(self._name, self._kind, head, continued=True)
+        self.rearm()
+
+    def rearm(self) -> None:
         if self._tail and self._flush_timer is None:
             self._flush_timer = self._loop.call_later(
                 PARTIAL_LINE_FLUSH_SECONDS, self._on_flush_timer
@@ -282,13 +252,17 @@ class LineAssembler:
             self._relay.emit_lines(self._name, self._kind, b"\n".join(run))
 
     def _on_flush_timer(self) -> None:
-        """Flush the tail only once the child has been quiet for the whole delay, and never while
-        reading is paused: then the rest of the line is waiting in the pipe, not missing."""
+        """Flush the tail only once the child has been quiet for the whole delay. While reading
+        is paused the rest of the line is waiting in the pipe, not missing: the relay re-arms
+        the timer when it resumes."""
         self._flush_timer = None
+        if self._relay.paused:
+            return
         quiet_since = self._loop.time() - self._last_data
-        if self._relay.paused or quiet_since < PARTIAL_LINE_FLUSH_SECONDS:
-            delay = max(PARTIAL_LINE_FLUSH_SECONDS - quiet_since, 0.01)
-            self._flush_timer = self._loop.call_later(delay, self._on_flush_timer)
+        if quiet_since < PARTIAL_LINE_FLUSH_SECONDS:
+            self._flush_timer = self._loop.call_later(
+                PARTIAL_LINE_FLUSH_SECONDS - quiet_since, self._on_flush_timer
+            )
             return
         self._flush_tail()
 
@@ -322,8 +296,8 @@ class _ChildOutputProtocol(asyncio.Protocol):
         self._transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self._transport = transport
+        if isinstance(transport, asyncio.ReadTransport):
+            self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         self._assembler.feed(data)

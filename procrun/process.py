@@ -7,6 +7,7 @@ between restart, finish and give-up using the pure rules in lifecycle.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shlex
@@ -166,6 +167,9 @@ class ManagedProcess:
         self._exited = loop.create_future()
         self._drained = None
         read_fd, write_fd = os.pipe()
+        # Signals stay blocked across fork, so none can reach the child while it still runs
+        # procrun's handlers; the child unblocks them once it has reset its dispositions.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.CATCHABLE)
         try:
             # Blocking, but brief: Popen returns once exec has succeeded or failed.
             self._popen = subprocess.Popen(  # noqa: ASYNC220
@@ -176,14 +180,15 @@ class ManagedProcess:
                 cwd=self.spec.cwd,
                 env=dict(self.spec.env),
                 start_new_session=True,
-                preexec_fn=signals.reset_signals_in_child,
+                preexec_fn=functools.partial(signals.reset_signals_in_child, os.getpid()),
             )
-        except OSError as error:
+        except (OSError, subprocess.SubprocessError) as error:
             os.close(read_fd)
             log.error("process.spawn_failed", process=self.name, error=str(error))
             self._report_exit(SPAWN_FAILED_RETURNCODE, drained=None)
             return
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             os.close(write_fd)
         self.pid = self._popen.pid
         self.started_at = self._clock.now()
@@ -205,29 +210,18 @@ class ManagedProcess:
         self._report_exit(returncode, drained=self._drained)
 
     def _report_exit(self, returncode: int, drained: asyncio.Future[None] | None) -> None:
+        # The child is gone: nothing may signal its (reusable) pid again, and a stop waiting for
+        # it is over. Only the event waits, so the exit is logged after the child's last lines.
         self._cancel_timer()
+        self.pid = None
         self.last_returncode = returncode
-        exited = self._exited
-
-        def post_exit() -> None:
-            self.pid = None
-            if exited is not None and not exited.done():
-                exited.set_result(returncode)
-            self._post(ProcessExited(self, returncode))
-
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(returncode)
+        event = ProcessExited(self, returncode)
         if drained is None or drained.done():
-            asyncio.get_running_loop().call_soon(post_exit)
-            return
-        # Let the last lines reach stdout before the exit is logged, within a bound.
-        loop = asyncio.get_running_loop()
-        post_exit_once = _once(post_exit)
-        guard = loop.call_later(OUTPUT_DRAIN_SECONDS, post_exit_once)
-
-        def on_drained(_: asyncio.Future[None]) -> None:
-            guard.cancel()
-            post_exit_once()
-
-        drained.add_done_callback(on_drained)
+            asyncio.get_running_loop().call_soon(self._post, event)
+        else:
+            self._relay.after_drain(drained, OUTPUT_DRAIN_SECONDS, lambda: self._post(event))
 
     # --- restarting ------------------------------------------------------------------------------
 
@@ -249,6 +243,8 @@ class ManagedProcess:
         exited = self._exited
         if self.state not in (ProcessState.STARTING, ProcessState.RUNNING) or exited is None:
             return None
+        if exited.done():
+            return None  # reaped; its exit event is on the way
         self._cancel_timer()
         self.transition(ProcessState.STOPPING, grace=grace)
         return self._run_stop_plan(grace, exited)
@@ -285,22 +281,13 @@ class ManagedProcess:
         if step.signal is signal.SIGKILL and outcome is signals.Delivery.DELIVERED:
             self.killed_at_deadline = True
         fields = {"process": self.name, "pid": pid, "signal": step.signal.name}
-        if outcome is signals.Delivery.DENIED:
-            self.stop_denied = True
-            hint = "the process runs as another user; procrun needs CAP_KILL or the same uid"
-            log.error("signal.denied", **fields, target=str(step.target), hint=hint)
-        else:
-            log.info("signal.sent", **fields, target=str(step.target))
+        match outcome:
+            case signals.Delivery.DENIED:
+                self.stop_denied = True
+                hint = "the process runs as another user; procrun needs CAP_KILL or the same uid"
+                log.error("signal.denied", **fields, target=str(step.target), hint=hint)
+            case signals.Delivery.DELIVERED:
+                log.info("signal.sent", **fields, target=str(step.target))
+            case signals.Delivery.GONE:
+                log.debug("signal.gone", **fields, target=str(step.target))
         return outcome
-
-
-def _once(callback: Callable[[], None]) -> Callable[[], None]:
-    called = False
-
-    def wrapper() -> None:
-        nonlocal called
-        if not called:
-            called = True
-            callback()
-
-    return wrapper

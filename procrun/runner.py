@@ -14,9 +14,13 @@ import structlog
 
 from procrun import eventlog, signals
 from procrun.clock import LoopClock
-from procrun.output import OutputStyle, Relay, open_stdout_sink, use_colour
+from procrun.output import OutputStyle, Relay, use_colour
 from procrun.project import StartOptions, load_project
+from procrun.stdout import open_stdout_sink
 from procrun.supervisor import HANDLED_SIGNALS, Event, SignalReceived, Supervisor, SupervisorOptions
+
+EXIT_FLUSH_SECONDS = 5.0
+"""How long procrun waits at exit for the last output to reach a slow stdout reader."""
 
 
 async def run_start(options: StartOptions) -> int:
@@ -39,8 +43,6 @@ async def run_start(options: StartOptions) -> int:
         )
         log = structlog.get_logger()
         adopt_orphans = os.getpid() == 1 or signals.become_subreaper()
-        for warning in project.start_warnings:
-            log.warning("config.warning", message=warning)
         supervisor = Supervisor(
             project.formation.processes,
             release=project.formation.release,
@@ -53,7 +55,9 @@ async def run_start(options: StartOptions) -> int:
                 on_give_up=project.on_give_up,
             ),
         )
+        for warning in project.start_warnings:
+            log.warning("config.warning", message=warning)
         returncode = await supervisor.run()
         log.info("procrun.exited", returncode=returncode)
-        await sink.aclose()
+        await relay.close(EXIT_FLUSH_SECONDS)
         return returncode

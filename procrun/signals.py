@@ -128,24 +128,28 @@ def _load_prctl() -> Callable[..., int] | None:
 
 # Looked up once, in the parent: the child between fork and exec should do as little as possible.
 _PRCTL = _load_prctl()
-_CATCHABLE = tuple(
+CATCHABLE = frozenset(
     sig for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP)
 )
 
 
-def reset_signals_in_child() -> None:
-    """Run between fork and exec: give the program a clean signal state and tie it to procrun.
+def reset_signals_in_child(parent_pid: int) -> None:
+    """Run between fork and exec (the parent has blocked every signal around the fork): give the
+    program a clean signal state and tie its life to procrun's.
 
     Ignored dispositions survive exec and the mask is inherited, so a procrun started under nohup or
     from a shell's background job would otherwise hand SIG_IGN for HUP/INT/QUIT to every program.
-    The parent-death signal makes the kernel kill the child if procrun itself is SIGKILLed.
+    The parent-death signal makes the kernel kill the child if procrun itself is SIGKILLed; if
+    procrun died before it was armed, the child is already orphaned and ends itself.
     """
-    for sig in _CATCHABLE:
+    for sig in CATCHABLE:
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def become_subreaper() -> bool:

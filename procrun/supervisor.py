@@ -104,7 +104,9 @@ class Supervisor:
         self._reaper = reaper
         self._relay = relay
         relay.reserve([spec.name for spec in (*processes, *([release] if release else []))])
-        relay.sink.on_lost = lambda: self.post(ShutdownRequested("stdout closed"))
+        relay.on_lost = lambda: self.post(ShutdownRequested("stdout closed"))
+        if relay.sink.lost:
+            self.post(ShutdownRequested("stdout closed"))
         self.release = self._manage(release) if release else None
         self.processes = [self._manage(spec) for spec in processes]
         self._active: list[ManagedProcess] = []
@@ -133,30 +135,42 @@ class Supervisor:
         """Run the release phase, then the formation, until all has stopped; the exit code."""
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
-            if self.release is not None:
-                await self._run_phase([self.release])
-                if self.shutting_down or self.release.state is not ProcessState.EXITED:
-                    return self._exit_code()
-                log.info("release.succeeded", process=self.release.name)
-            watchdog = MemoryWatchdog(
-                self.processes,
-                self._clock,
-                lambda process, reason: self.post(MemoryExceeded(process, reason)),
-            )
-            watchdog.start()
-            await self._run_phase(self.processes)
-            watchdog.stop()
-            if self._reaper.adopt_orphans:
-                await self._stop_orphans()
+            try:
+                await self._run_phases()
+            finally:
+                if self._reaper.adopt_orphans:
+                    await self._stop_orphans()
         return self._exit_code()
+
+    async def _run_phases(self) -> None:
+        if self.release is not None:
+            await self._run_phase([self.release])
+            if self.shutting_down or self.release.state is not ProcessState.EXITED:
+                return
+            log.info("release.succeeded", process=self.release.name)
+        watchdog = MemoryWatchdog(
+            self.processes,
+            self._clock,
+            lambda process, reason: self.post(MemoryExceeded(process, reason)),
+        )
+        watchdog.start()
+        try:
+            await self._run_phase(self.processes)
+        finally:
+            watchdog.stop()
 
     async def _run_phase(self, processes: list[ManagedProcess]) -> None:
         self._active = processes
         for process in processes:
+            self._handle_pending()  # a stop request that came in meanwhile starts nothing more
             if self.shutting_down:
                 break
             await process.spawn()
         await self._pump_until(self._finished)
+
+    def _handle_pending(self) -> None:
+        while not self._queue.empty():
+            self._handle(self._queue.get_nowait())
 
     def _finished(self) -> bool:
         """Done when a shutdown has stopped everything, or when every process has finished on
@@ -187,18 +201,17 @@ class Supervisor:
                 pass  # it exited or is stopping: the min-uptime timer lost the race
             case ProcessExited(process=process, returncode=returncode):
                 self._on_exit(process, returncode)
-            case RestartDue(process=process) if process.state is ProcessState.BACKOFF:
-                if not self.shutting_down:
-                    self._spawn_soon(process)
-            case RestartDue():
-                pass
+            case RestartDue(process=process):
+                self._run_soon(self._restart_after_backoff(process))
             case MemoryExceeded(process=process, reason=reason):
                 if not self.shutting_down and process.state is ProcessState.RUNNING:
                     process.restarts += 1
                     self._run_soon(self.restart_process(process, reason))
 
-    def _spawn_soon(self, process: ManagedProcess) -> None:
-        self._run_soon(process.spawn())
+    async def _restart_after_backoff(self, process: ManagedProcess) -> None:
+        # Checked when the task runs, not when it was queued: a shutdown may have come between.
+        if process.state is ProcessState.BACKOFF and not self.shutting_down:
+            await process.spawn()
 
     def _run_soon(self, work: Coroutine[None, None, None]) -> None:
         if self._tasks is not None:
@@ -238,6 +251,11 @@ class Supervisor:
             process.transition(ProcessState.STOPPED)
             log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
             return
+        if self.shutting_down:
+            # It ended on its own while everything is stopping: nothing to restart.
+            process.transition(ProcessState.EXITED)
+            log.info("process.exited", process=process.name, returncode=returncode, how=outcome)
+            return
         settings = process.spec.settings
         now = self._clock.now()
         failures = recent_failures(process.failures, now, settings.restart_window_seconds)
@@ -275,6 +293,8 @@ class Supervisor:
             log.warning("shutdown.forced", signal=sig.name)
             for process in self._active:
                 process.kill_now()
+            if self._relay.paused:
+                self._relay.abandon()  # a stalled stdout must not hold a forced stop
         else:
             log.info("signal.ignored", signal=sig.name, reason="shutdown already under way")
 
@@ -287,23 +307,36 @@ class Supervisor:
         for process in self._active:
             grace = effective_grace(process.spec.settings, self.options.shutdown_timeout_seconds)
             stopping = process.begin_stop(grace)
-            if stopping is not None and self._tasks is not None:
-                self._tasks.create_task(stopping)
+            if stopping is not None:
+                self._run_soon(stopping)
+        if self._reaper.adopt_orphans:
+            # Adopted daemons get their TERM now, in parallel, not after every grace has run out.
+            self._signal_orphans(signal.SIGTERM)
 
     async def _stop_orphans(self) -> None:
         """Descendants that escaped their group (daemons) were adopted by procrun: stop them too."""
-        orphans = self._reaper.orphans()
-        if not orphans:
+        if not self._signal_orphans(signal.SIGTERM):
             return
-        log.warning("orphans.stopping", pids=orphans)
+        if await self._pump_for(ORPHAN_GRACE_SECONDS, lambda: not self._reaper.orphans()):
+            return
+        self._signal_orphans(signal.SIGKILL)
+        await self._pump_for(ORPHAN_GRACE_SECONDS, lambda: not self._reaper.orphans())
+
+    def _signal_orphans(self, sig: signal.Signals) -> list[int]:
+        orphans = self._reaper.orphans()
+        if orphans:
+            log.warning("orphans.signalled", pids=orphans, signal=sig.name)
         for pid in orphans:
-            signals.send_signal(pid, signal.SIGTERM)
-        pump = asyncio.ensure_future(self._pump_until(lambda: not self._reaper.orphans()))
-        if not await wait_until(self._clock, pump, self._clock.now() + ORPHAN_GRACE_SECONDS):
+            signals.send_signal(pid, sig)
+        return orphans
+
+    async def _pump_for(self, seconds: float, done: Callable[[], bool]) -> bool:
+        """Handle events until `done` or `seconds` pass; whether `done` came true."""
+        pump = asyncio.ensure_future(self._pump_until(done))
+        if not await wait_until(self._clock, pump, self._clock.now() + seconds):
             pump.cancel()
-            for pid in self._reaper.orphans():
-                signals.send_signal(pid, signal.SIGKILL)
-            log.warning("orphans.killed", pids=self._reaper.orphans())
+            return False
+        return True
 
     def _exit_code(self) -> int:
         everyone = [*([self.release] if self.release else []), *self.processes]

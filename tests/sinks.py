@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from procrun.output import Sink
+from procrun.stdout import Sink
 
 
 class CollectingSink(Sink):

@@ -133,3 +133,56 @@ def test_a_stalled_reader_throttles_children_and_memory_stays_bounded(tmp_path: 
             procrun.signal(signal.SIGTERM)
             assert procrun.wait() == 0
     assert lines == count
+
+
+def test_a_reader_that_goes_away_with_nothing_buffered_stops_procrun(tmp_path: Path) -> None:
+    """`procrun start | head -1` with quiet children: the pipe closes while nothing is pending."""
+    read_end, write_end = os.pipe()
+    with Procrun(tmp_path, f"quiet: {child(RECORDER)}\n", stdout=write_end) as procrun:
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as stdout:
+            for line in stdout:
+                if b"ready" in line:
+                    break
+        assert procrun.wait() == 0
+    assert "Traceback" not in procrun.stderr
+
+
+def test_a_slow_reader_still_gets_the_last_lines(tmp_path: Path) -> None:
+    """A child held back by a stalled stdout delivers every line, the last included, once the
+    reader reads again (the exit-while-paused case is tested on Relay.after_drain)."""
+    script = tmp_path / "talker.py"
+    script.write_text(
+        "import sys\n"
+        "for n in range(20000):\n"
+        "    sys.stdout.write(f'line {n:05d} ' + 'y' * 50 + '\\n')\n"
+        "print('LAST LINE')\n"
+    )
+    read_end, write_end = os.pipe()
+    toml = "[processes.talker]\noneshot = true\n"
+    with Procrun(tmp_path, f"talker: {child(script)}\n", toml=toml, stdout=write_end) as procrun:
+        os.close(write_end)
+        talker = procrun_child_running(procrun, "talker.py")
+        wait_for_state(lambda: blocked_in_write(talker), "the talker to block on its pipe")
+        with os.fdopen(read_end, "rb") as stdout:
+            lines = [line for line in stdout if line.startswith(b"talker.1")]
+        assert procrun.wait() == 0
+    assert len(lines) == 20001
+    assert lines[-1].endswith(b"| LAST LINE\n")
+
+
+def test_stdout_stays_blocking_for_whoever_shares_it(tmp_path: Path) -> None:
+    """procrun must not set O_NONBLOCK on a pipe description others write to (`2>&1`, the next
+    command of a pipeline): it reopens the pipe for itself."""
+    read_end, write_end = os.pipe()
+    with (
+        Procrun(tmp_path, f"quiet: {child(RECORDER)}\n", stdout=write_end) as procrun,
+        os.fdopen(read_end, "rb") as stdout,
+    ):
+        for line in stdout:
+            if b"ready" in line:
+                break
+        assert os.get_blocking(write_end), "procrun made the shared pipe non-blocking"
+        os.close(write_end)
+        procrun.signal(signal.SIGTERM)
+        assert procrun.wait() == 0

@@ -106,3 +106,27 @@ def test_colour_prefix_resets_after_the_name(timestamps: bool) -> None:
     relay.emit_lines("web.1", "web", b"hi")
     assert sink.data.startswith(b"\x1b[")
     assert b"\x1b[0m hi\n" in sink.data
+
+
+async def test_the_drain_guard_does_not_run_while_stdout_is_full() -> None:
+    """An exit waits for the child's last lines; a full stdout must not make it give up on them
+    (they are in the pipe, waiting for the reader)."""
+    relay, sink = relay_with()
+    loop = asyncio.get_running_loop()
+    never_drained: asyncio.Future[None] = loop.create_future()
+    fired = asyncio.Event()
+    sink.on_pause()
+    relay.after_drain(never_drained, 0.05, fired.set)
+    # Observation window, not synchronisation: several guard periods while paused.
+    await asyncio.sleep(0.3)
+    assert not fired.is_set()
+    sink.on_resume()
+    await asyncio.wait_for(fired.wait(), 5)
+
+
+async def test_the_drain_guard_gives_up_on_a_pipe_held_open() -> None:
+    relay, _ = relay_with()
+    never_drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fired = asyncio.Event()
+    relay.after_drain(never_drained, 0.05, fired.set)
+    await asyncio.wait_for(fired.wait(), 5)

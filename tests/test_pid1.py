@@ -54,6 +54,6 @@ def test_a_daemon_that_escaped_its_group_is_stopped_at_shutdown(tmp_path: Path) 
         daemon = int(procrun.wait_for_line(r"daemon (\d+) ready").group(1))
         procrun.wait_for_line(r"orphaner \d+ ready")
         procrun.signal(signal.SIGTERM)
-        procrun.wait_for_line(rf"orphans.stopping .*{daemon}")
+        procrun.wait_for_line(rf"orphans.signalled .*{daemon}.*signal=SIGTERM")
         assert procrun.wait() == 0
         wait_until_dead(daemon, timeout=5)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from procrun.lifecycle import ProcessState
 from procrun.output import OutputStyle, Relay
 from procrun.settings import ProcessSettings, ProcessSpec
 from procrun.signals import Reaper, capture_signals
@@ -18,6 +19,7 @@ from tests.harness import child, wait_until_dead
 from tests.sinks import CollectingSink
 
 RECORDER = Path(__file__).parent / "children" / "recorder.py"
+CRASHER = Path(__file__).parent / "children" / "crasher.py"
 CELERY = ProcessSettings(grace_seconds=600.0, second_signal=signal.SIGQUIT)
 
 
@@ -84,3 +86,41 @@ async def test_term_then_quit_before_the_deadline_then_kill_the_group(
     clock.advance(10.0)
     assert await asyncio.wait_for(celery_like.run, 20) == 128 + signal.SIGKILL
     wait_until_dead(pool)
+
+
+async def test_a_restart_due_when_shutdown_starts_spawns_nothing(tmp_path: Path) -> None:
+    """The restart timer and the stop request land in the same loop iteration: the restart must
+    not spawn a child that nobody would stop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    clock = FakeClock()
+    sink = CollectingSink()
+    crasher = ProcessSpec(
+        name="crasher.1",
+        kind="crasher",
+        index=1,
+        command=child(CRASHER, "3"),
+        env=dict(os.environ),
+        cwd=tmp_path,
+        settings=ProcessSettings(backoff_initial_seconds=1.0),
+    )
+    stubborn = spec(tmp_path, ProcessSettings(grace_seconds=100.0), "--ignore")
+    with capture_signals(loop, [signal.SIGCHLD], lambda s: queue.put_nowait(SignalReceived(s))):
+        supervisor = Supervisor(
+            [crasher, stubborn],
+            relay=Relay(sink, OutputStyle()),
+            clock=clock,
+            reaper=Reaper(adopt_orphans=False),
+            queue=queue,
+        )
+        run = asyncio.create_task(supervisor.run())
+        await sink.wait_for(r"leader \d+ ready")
+        first = supervisor.processes[0]
+        await asyncio.wait_for(first.wait_for_state(ProcessState.BACKOFF), 20)
+        clock.advance(1.0)  # posts RestartDue...
+        supervisor.post(ShutdownRequested("test"))  # ...and the stop request right behind it
+        await sink.wait_for(r"leader \d+ got SIGTERM")
+        assert first.state is ProcessState.STOPPED
+        clock.advance(100.0)
+        assert await asyncio.wait_for(run, 20) == 128 + signal.SIGKILL
+    assert sink.text().count("started, exiting 3") == 1
