@@ -3,20 +3,23 @@ line on stderr and its exit code, never a traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from procrun import __version__
 from procrun.errors import ProcrunError, UsageError
-from procrun.eventlog import LogFormat
-from procrun.project import StartOptions, load_project
-from procrun.runner import run_start
+
+if TYPE_CHECKING:
+    from procrun.project import StartOptions
+
+# Heavier modules (asyncio, structlog, the config parsers) are imported inside the commands that
+# need them: `procrun status` in a HEALTHCHECK runs every few seconds and must start fast.
+LOG_FORMATS = ("text", "json")
 
 EXIT_INTERRUPTED = 130
 
@@ -110,8 +113,8 @@ def cli() -> None:
 @click.option("--no-release", is_flag=True, help="Do not run the Procfile's release entry first.")
 @click.option(
     "--log-format",
-    type=click.Choice([f.value for f in LogFormat]),
-    default=LogFormat.TEXT.value,
+    type=click.Choice(LOG_FORMATS),
+    default="text",
     envvar="PROCRUN_LOG_FORMAT",
     show_default=True,
     help="procrun's own events: readable text, or one JSON object per line.",
@@ -139,6 +142,11 @@ def start(
     **project: Any,
 ) -> int:
     """Start the Procfile's processes (or only NAMES) and supervise them until stopped."""
+    import asyncio
+
+    from procrun.eventlog import LogFormat
+    from procrun.runner import run_start
+
     options = _start_options(
         project,
         only=names,
@@ -156,6 +164,8 @@ def start(
 @click.argument("names", nargs=-1)
 def check(names: tuple[str, ...], **project: Any) -> int:
     """Validate the Procfile and settings, print the resolved formation, warn about deadlines."""
+    from procrun.project import load_project
+
     loaded = load_project(_start_options(project, only=names), dict(os.environ))
     for line in loaded.describe():
         click.echo(line)
@@ -164,6 +174,8 @@ def check(names: tuple[str, ...], **project: Any) -> int:
 
 def _start_options(project: dict[str, Any], **options: Any) -> StartOptions:
     """StartOptions from the shared project options (see `project_options`) plus the command's."""
+    from procrun.project import StartOptions
+
     counts = _parse_concurrency(project.pop("concurrency"))
     return StartOptions(**project, counts=counts, **options)
 
