@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from procrun import __version__
+from procrun.clientcommands import COMMANDS, socket_option, start_running
 from procrun.errors import ProcrunError, UsageError
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def cli() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also log state changes and reaped orphans (debug)."
 )
+@socket_option
 @click.argument("names", nargs=-1)
 def start(
     names: tuple[str, ...],
@@ -139,9 +141,18 @@ def start(
     output_format: str,
     timestamps: bool,
     verbose: bool,
+    socket: str | None,
     **project: Any,
 ) -> int:
-    """Start the Procfile's processes (or only NAMES) and supervise them until stopped."""
+    """Start the Procfile's processes (or only NAMES) and supervise them until stopped.
+
+    While this project's supervisor is running, `procrun start NAMES` asks it to start those
+    processes (after `procrun stop NAMES`) instead.
+    """
+    root = (project["root"] or project["procfile"].parent).resolve()
+    if names and _supervisor_running(socket, root):
+        return start_running(socket, root, names)
+
     import asyncio
 
     from procrun.eventlog import LogFormat
@@ -155,6 +166,7 @@ def start(
         json_output=output_format == "json",
         timestamps=timestamps,
         verbose=verbose,
+        socket=socket,
     )
     return asyncio.run(run_start(options))
 
@@ -178,6 +190,25 @@ def _start_options(project: dict[str, Any], **options: Any) -> StartOptions:
 
     counts = _parse_concurrency(project.pop("concurrency"))
     return StartOptions(**project, counts=counts, **options)
+
+
+def _supervisor_running(socket: str | None, root: Path) -> bool:
+    """Whether this project's own supervisor answers (not any other project's)."""
+    from procrun.control import call
+    from procrun.socketpath import explicit_socket, project_socket_path, socket_directory
+
+    path = explicit_socket(socket) or project_socket_path(socket_directory(), root)
+    if not path.exists():
+        return False
+    try:
+        call(path, {"verb": "info"}, timeout=1.0)
+    except ProcrunError:
+        return False
+    return True
+
+
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

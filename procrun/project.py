@@ -32,10 +32,12 @@ class StartOptions:
     json_output: bool = False
     timestamps: bool = False
     verbose: bool = False
+    socket: str | None = None
 
 
 @dataclass(frozen=True)
 class Project:
+    root: Path  # the project directory, absolute: .env, procrun.toml, the control socket's name
     procfile: Procfile
     config: Config
     formation: Formation
@@ -91,7 +93,7 @@ class Project:
 
 def load_project(options: StartOptions, environ: Mapping[str, str]) -> Project:
     procfile = load_procfile(options.procfile)
-    root = options.root or options.procfile.parent
+    root = (options.root or options.procfile.parent).resolve()
     config = load_config(root, options.config)
     dotenv_paths = options.env_files or (root / ".env",)
     dotenv = load_env_files(dotenv_paths, required=bool(options.env_files))
@@ -124,5 +126,12 @@ def load_project(options: StartOptions, environ: Mapping[str, str]) -> Project:
     platform = detect_platform(environ)
     deadline_warnings = grace_warnings(formation, timeout, platform)
     return Project(
-        procfile, config, formation, timeout, platform, tuple(warnings), tuple(deadline_warnings)
+        root,
+        procfile,
+        config,
+        formation,
+        timeout,
+        platform,
+        tuple(warnings),
+        tuple(deadline_warnings),
     )

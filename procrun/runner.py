@@ -13,9 +13,12 @@ import sys
 import structlog
 
 from procrun import eventlog, signals
+from procrun.actions import SupervisorActions
 from procrun.clock import LoopClock
+from procrun.controlserver import ControlServer
 from procrun.output import OutputStyle, Relay, use_colour
 from procrun.project import StartOptions, load_project
+from procrun.socketpath import server_socket_path
 from procrun.stdout import open_stdout_sink
 from procrun.supervisor import HANDLED_SIGNALS, Event, SignalReceived, Supervisor, SupervisorOptions
 
@@ -43,6 +46,9 @@ async def run_start(options: StartOptions) -> int:
         )
         log = structlog.get_logger()
         adopt_orphans = os.getpid() == 1 or signals.become_subreaper()
+        # Serve the control socket before spawning anything: a second procrun for the same
+        # project is refused here, with nothing started.
+        socket_path = server_socket_path(project.root, options.socket)
         supervisor = Supervisor(
             project.formation.processes,
             release=project.formation.release,
@@ -55,9 +61,11 @@ async def run_start(options: StartOptions) -> int:
                 on_give_up=project.on_give_up,
             ),
         )
-        for warning in project.start_warnings:
-            log.warning("config.warning", message=warning)
-        returncode = await supervisor.run()
+        actions = SupervisorActions(supervisor, relay.history)
+        async with ControlServer(socket_path, actions, project_dir=project.root):
+            for warning in project.start_warnings:
+                log.warning("config.warning", message=warning)
+            returncode = await supervisor.run()
         log.info("procrun.exited", returncode=returncode)
         await relay.close(EXIT_FLUSH_SECONDS)
         return returncode

@@ -116,13 +116,12 @@ def test_a_stalled_reader_throttles_children_and_memory_stays_bounded(tmp_path: 
         os.close(write_end)
         writer = procrun_child_running(procrun, "writer.py")
         wait_for_state(lambda: blocked_in_write(writer), "the writer to block on its pipe")
-        # A window of observation, not synchronisation: held back, the writer makes no progress
-        # (without back-pressure it would write its 60 MB into procrun's memory in about a second).
-        written = bytes_written(writer)
+        # A window of observation, not synchronisation: held back, the writer stays blocked with
+        # little written (without back-pressure it would write its 60 MB into procrun's memory in
+        # about a second, and exit).
         time.sleep(1.0)
-        assert bytes_written(writer) == written
-        assert written < 4 * 1024 * 1024
         assert blocked_in_write(writer)
+        assert bytes_written(writer) < 4 * 1024 * 1024
         with os.fdopen(read_end, "rb") as stdout:
             lines = 0
             for line in stdout:

@@ -3,7 +3,7 @@
 --ignore: keep running after TERM/INT/QUIT (a program that needs SIGKILL).
 --pool N: fork N pool-like children in the same process group (as Celery's prefork pool does);
           they record their signals too, so a test can prove a group-wide TERM never reached them.
---exit-code N: exit with N when a stop signal arrives (default 0).
+--exit-code N: exit with N when a stop signal arrives (default 0); USR1 is only recorded.
 """
 
 import argparse
@@ -26,7 +26,7 @@ def say(text: str) -> None:
 
 def on_signal(signum: int, frame: object) -> None:
     say(f"got {signal.Signals(signum).name}")
-    if not args.ignore and role == "leader":
+    if not args.ignore and role == "leader" and signum != signal.SIGUSR1:
         sys.exit(args.exit_code)
 
 
