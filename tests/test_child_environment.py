@@ -7,6 +7,10 @@ from tests.harness import Procrun, child
 
 INSPECTOR = Path(__file__).parent / "children" / "inspector.py"
 ONESHOT = "[defaults]\noneshot = true\n"
+# Signals 32 and 33 are glibc's own (thread cancellation, setxid): no program can set their
+# disposition through libc (EINVAL), glibc manages them itself, and a test runner may inherit them
+# ignored. Bit N-1 of SigIgn is signal N.
+GLIBC_RESERVED = (1 << 31) | (1 << 32)
 
 
 def careless_parent() -> None:
@@ -28,7 +32,9 @@ def test_children_get_a_clean_signal_state_devnull_stdin_and_their_own_session(
         ignored = procrun.wait_for_line(r"signals.1 +\| SigIgn:\s+(\w+)").group(1)
         blocked = procrun.wait_for_line(r"signals.1 +\| SigBlk:\s+(\w+)").group(1)
         assert procrun.wait() == 0
-    assert int(ignored, 16) == 0, f"ignored signals leaked into the child: {ignored}"
+    assert int(ignored, 16) & ~GLIBC_RESERVED == 0, (
+        f"ignored signals leaked into the child: {ignored}"
+    )
     assert int(blocked, 16) == 0, f"blocked signals leaked into the child: {blocked}"
     assert "stdin=/dev/null eof=True" in line
     assert "leader=True session=True" in line

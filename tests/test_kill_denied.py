@@ -2,8 +2,10 @@
 counts it as stopped, #536)."""
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,12 @@ def test_a_denied_kill_is_reported_retried_and_not_counted_as_stopped(tmp_path: 
     # The child switches to nobody (it keeps CAP_SETUID), so procrun without CAP_KILL gets EPERM.
     # /usr/bin/python3: the test's own interpreter may live under a directory nobody cannot enter.
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    command = f"setpriv --reuid=65534 --regid=65534 --clear-groups {python} -u {RECORDER} --ignore"
+    # ...and the checkout may live under a directory nobody cannot enter either.
+    readable = Path(tempfile.mkdtemp(prefix="procrun-test-"))
+    readable.chmod(0o755)
+    recorder = Path(shutil.copy(RECORDER, readable / "recorder.py"))
+    recorder.chmod(0o644)
+    command = f"setpriv --reuid=65534 --regid=65534 --clear-groups {python} -u {recorder} --ignore"
     toml = '[processes.other]\ngrace = "200ms"\n'
     with Procrun(tmp_path, f"other: {command}\n", toml=toml, wrapper=WITHOUT_CAP_KILL) as procrun:
         leader = int(procrun.wait_for_line(r"leader (\d+) ready").group(1))
@@ -35,3 +42,4 @@ def test_a_denied_kill_is_reported_retried_and_not_counted_as_stopped(tmp_path: 
         wait_until_dead(leader)
         procrun.wait_for_line(r"process.stopped .*process=other.1")
         assert procrun.wait() == 1
+    shutil.rmtree(readable)
