@@ -54,3 +54,16 @@ def test_click_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
         assert procrun.wait() == 2
     assert "No such option" in procrun.stderr
     assert "Traceback" not in procrun.stderr
+
+
+def test_check_prints_the_resolved_formation_and_deadline_warnings(tmp_path: Path) -> None:
+    procfile = "web: gunicorn app\nworker: celery -A app worker\n"
+    toml = 'shutdown_timeout = "25s"\n'
+    with Procrun(tmp_path, procfile, "-c", "worker=2", command=("check",), toml=toml) as check:
+        assert check.wait() == 0
+        out = "\n".join(check.rest())
+    assert "shutdown deadline: 25 s" in out
+    assert "worker.2: celery -A app worker" in out
+    assert "grace 25 s (SIGTERM, SIGQUIT 10 s before the end, then SIGKILL to the group)" in out
+    assert "warning: worker: grace 600 s exceeds the shutdown deadline 25 s" in out
+    assert "PORT=5101" in out

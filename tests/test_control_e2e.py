@@ -192,3 +192,24 @@ def test_status_of_a_supervisor_running_as_pid1(tmp_path: Path, socket_path: Pat
         assert json.loads(status.stdout)["supervisor"]["pid"] == 1
         assert procrun("shutdown", cwd=tmp_path, socket=socket_path).returncode == 0
         assert supervisor.wait() == 0
+
+
+def test_logs_follow_streams_new_lines(running: Procrun, tmp_path: Path, socket_path: Path) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "procrun", "logs", "-f", "-n", "0", "worker.1"],
+        cwd=tmp_path,
+        env={**os.environ, "PROCRUN_SOCKET": str(socket_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        # Signal until the follower has subscribed: each USR1 makes the worker print a line.
+        procrun("signal", "worker.1", "USR1", cwd=tmp_path, socket=socket_path)
+        line = follower.stdout.readline()
+        assert line.startswith("worker.1 | leader ") and line.rstrip().endswith("got SIGUSR1")
+    finally:
+        follower.terminate()
+        follower.wait()
+        if follower.stdout is not None:
+            follower.stdout.close()
