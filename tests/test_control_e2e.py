@@ -207,7 +207,8 @@ def test_logs_follow_streams_new_lines(running: Procrun, tmp_path: Path, socket_
         # Signal until the follower has subscribed: each USR1 makes the worker print a line.
         procrun("signal", "worker.1", "USR1", cwd=tmp_path, socket=socket_path)
         line = follower.stdout.readline()
-        assert line.startswith("worker.1 | leader ") and line.rstrip().endswith("got SIGUSR1")
+        assert line.startswith("worker.1 | leader ")
+        assert line.rstrip().endswith("got SIGUSR1")
     finally:
         follower.terminate()
         follower.wait()
