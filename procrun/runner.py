@@ -21,6 +21,7 @@ from procrun.project import StartOptions, load_project
 from procrun.socketpath import server_socket_path
 from procrun.stdout import open_stdout_sink
 from procrun.supervisor import HANDLED_SIGNALS, Event, SignalReceived, Supervisor, SupervisorOptions
+from procrun.undertaker import Undertaker
 
 EXIT_FLUSH_SECONDS = 5.0
 """How long procrun waits at exit for the last output to reach a slow stdout reader."""
@@ -45,7 +46,10 @@ async def run_start(options: StartOptions) -> int:
             verbose=options.verbose,
         )
         log = structlog.get_logger()
-        adopt_orphans = os.getpid() == 1 or signals.become_subreaper()
+        as_pid1 = os.getpid() == 1
+        adopt_orphans = as_pid1 or signals.become_subreaper()
+        # As PID 1 the kernel cleans up after procrun; otherwise the undertaker does.
+        undertaker = None if as_pid1 else Undertaker.start()
         # Serve the control socket before spawning anything: a second procrun for the same
         # project is refused here, with nothing started.
         socket_path = server_socket_path(project.root, options.socket)
@@ -54,7 +58,7 @@ async def run_start(options: StartOptions) -> int:
             release=project.formation.release,
             relay=relay,
             clock=LoopClock(loop),
-            reaper=signals.Reaper(adopt_orphans=adopt_orphans),
+            reaper=signals.Reaper(adopt_orphans=adopt_orphans, undertaker=undertaker),
             queue=queue,
             options=SupervisorOptions(
                 shutdown_timeout_seconds=project.shutdown_timeout,
@@ -66,6 +70,8 @@ async def run_start(options: StartOptions) -> int:
             for warning in project.start_warnings:
                 log.warning("config.warning", message=warning)
             returncode = await supervisor.run()
+        if undertaker is not None:
+            undertaker.close()
         log.info("procrun.exited", returncode=returncode)
         await relay.close(EXIT_FLUSH_SECONDS)
         return returncode

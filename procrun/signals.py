@@ -34,7 +34,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from procrun.undertaker import Undertaker
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -167,14 +170,20 @@ ExitCallback = Callable[[int], None]
 class Reaper:
     """Collects the exit of every child procrun spawned, and of orphans it adopted."""
 
-    def __init__(self, *, adopt_orphans: bool) -> None:
+    def __init__(self, *, adopt_orphans: bool, undertaker: Undertaker | None = None) -> None:
         self.adopt_orphans = adopt_orphans
         self._owned: dict[int, ExitCallback] = {}
         self.orphans_reaped: list[tuple[int, int]] = []
         self._orphan_reaped = asyncio.Event()
+        self._undertaker = undertaker
+        if undertaker is not None:
+            self._owned[undertaker.pid] = undertaker.exited  # ours to reap, not an orphan
 
     def register(self, pid: int, on_exit: ExitCallback) -> None:
+        """`pid` leads its own process group; its exit is reported to `on_exit`."""
         self._owned[pid] = on_exit
+        if self._undertaker is not None:
+            self._undertaker.track(pid)
 
     def reap(self) -> None:
         """Handle one SIGCHLD (signals coalesce, so look at every owned pid)."""
@@ -184,6 +193,8 @@ class Reaper:
             # Still a zombie, so the group id cannot have been reused: kill the stragglers.
             send_group_signal(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
+            if self._undertaker is not None:
+                self._undertaker.forget(pid)
             self._owned.pop(pid)(os.waitstatus_to_exitcode(status))
         if self.adopt_orphans:
             self._reap_orphans()

@@ -1,10 +1,14 @@
 """The control commands against a real `procrun start`: real socket, real children."""
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,15 +206,30 @@ def test_logs_follow_streams_new_lines(running: Procrun, tmp_path: Path, socket_
         stdout=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    output = follower.stdout
+    assert output is not None
+
+    def read() -> None:
+        for item in output:
+            lines.put(item)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        assert follower.stdout is not None
-        # Signal until the follower has subscribed: each USR1 makes the worker print a line.
-        procrun("signal", "worker.1", "USR1", cwd=tmp_path, socket=socket_path)
-        line = follower.stdout.readline()
+        # Each USR1 makes the worker print a line; repeat until the follower, which subscribes
+        # at its own pace, has seen one.
+        deadline = time.monotonic() + 20
+        line = None
+        while line is None and time.monotonic() < deadline:
+            procrun("signal", "worker.1", "USR1", cwd=tmp_path, socket=socket_path)
+            with contextlib.suppress(queue.Empty):
+                line = lines.get(timeout=0.5)
+        assert line is not None, "logs -f printed nothing"
         assert line.startswith("worker.1 | leader ")
         assert line.rstrip().endswith("got SIGUSR1")
     finally:
         follower.terminate()
         follower.wait()
-        if follower.stdout is not None:
-            follower.stdout.close()
+        reader.join(5)
+        output.close()
