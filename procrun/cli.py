@@ -85,6 +85,14 @@ project_options = [
         "deadline minus a margin), e.g. 25s.",
     ),
     click.option(
+        "--platform-deadline",
+        envvar="PROCRUN_PLATFORM_DEADLINE",
+        default=None,
+        metavar="DURATION",
+        help="When the platform SIGKILLs after its SIGTERM (Render's maxShutdownDelaySeconds, "
+        "docker stop -t), for the deadline warnings; default: the detected platform's default.",
+    ),
+    click.option(
         "-p",
         "--port",
         "base_port",

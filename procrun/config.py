@@ -54,6 +54,7 @@ class Config:
     source: Path | None = None
     """The file the settings came from; None when procrun runs on defaults."""
     shutdown_timeout_seconds: float | None = None
+    platform_deadline_seconds: float | None = None
     on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
     defaults: Overrides = field(default_factory=_no_overrides)
     processes: Mapping[str, Overrides] = field(default_factory=_no_processes)
@@ -151,7 +152,7 @@ def _config(file: TomlFile, root: KeyPath) -> Config | None:
 
 # --- validation ----------------------------------------------------------------------------
 
-_TOP_LEVEL_KEYS = ("defaults", "on_give_up", "processes", "shutdown_timeout")
+_TOP_LEVEL_KEYS = ("defaults", "on_give_up", "platform_deadline", "processes", "shutdown_timeout")
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
@@ -204,6 +205,9 @@ class _Reader:
         timeout = None
         if "shutdown_timeout" in table:
             timeout = parse_duration(table["shutdown_timeout"], self.what(("shutdown_timeout",)))
+        deadline = None
+        if "platform_deadline" in table:
+            deadline = parse_duration(table["platform_deadline"], self.what(("platform_deadline",)))
         on_give_up = GiveUpPolicy.SHUTDOWN
         if "on_give_up" in table:
             on_give_up = _choice(GiveUpPolicy, table["on_give_up"], self.what(("on_give_up",)))
@@ -217,6 +221,7 @@ class _Reader:
         return Config(
             source=self.file.path,
             shutdown_timeout_seconds=timeout,
+            platform_deadline_seconds=deadline,
             on_give_up=on_give_up,
             defaults=self.overrides(table.get("defaults", {}), ("defaults",)),
             processes=MappingProxyType(

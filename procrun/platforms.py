@@ -27,6 +27,18 @@ class Platform:
     """How long after its SIGTERM the platform sends SIGKILL, by default."""
     description: str
     """How a warning names the deadline; reads after "longer than"."""
+    stated: bool = False
+    """Given by the user (platform_deadline), so certain: no other platform is worth naming."""
+
+
+def stated_deadline(seconds: float, platform: str | None) -> Platform:
+    where = f"{platform}'s" if platform else "the platform's"
+    return Platform(
+        platform or "platform",
+        seconds,
+        f"{where} stop deadline ({seconds:g} s, platform_deadline)",
+        stated=True,
+    )
 
 
 DOCKER = Platform("docker", 10.0, "Docker's default stop timeout (10 s)")
@@ -60,10 +72,22 @@ def detect_platform(environ: Mapping[str, str], dockerenv: Path = DOCKERENV_PATH
 
 
 def grace_warnings(
-    formation: Formation, shutdown_timeout: float | None, platform: str | None
+    formation: Formation,
+    shutdown_timeout: float | None,
+    platform: str | None,
+    platform_deadline: float | None = None,
+    *,
+    include_cuts: bool = True,
 ) -> list[str]:
-    """One line per problem; process types with the same problem share a line."""
-    detected = PLATFORMS.get(platform) if platform else None
+    """One line per problem; process types with the same problem share a line. A stated
+    `platform_deadline` replaces the platform's default (Render's maxShutdownDelaySeconds, a
+    `docker stop -t`), which procrun cannot see. `include_cuts=False` leaves out graces cut to
+    the shutdown deadline: intended when a deadline is set, worth showing in `procrun check` only.
+    """
+    if platform_deadline is not None:
+        detected: Platform | None = stated_deadline(platform_deadline, platform)
+    else:
+        detected = PLATFORMS.get(platform) if platform else None
     warnings: list[str] = []
     if shutdown_timeout is not None and detected and shutdown_timeout >= detected.deadline_seconds:
         warnings.append(
@@ -73,19 +97,22 @@ def grace_warnings(
         )
     kinds_by_problem: dict[str, list[str]] = {}
     for spec in _one_per_type(formation):
-        for problem in _problems(spec.settings, shutdown_timeout, detected):
+        for problem in _problems(spec.settings, shutdown_timeout, detected, include_cuts):
             kinds_by_problem.setdefault(problem, []).append(spec.kind)
     warnings += [f"{', '.join(kinds)}: {problem}" for problem, kinds in kinds_by_problem.items()]
     return warnings
 
 
 def _problems(
-    settings: ProcessSettings, shutdown_timeout: float | None, detected: Platform | None
+    settings: ProcessSettings,
+    shutdown_timeout: float | None,
+    detected: Platform | None,
+    include_cuts: bool,
 ) -> list[str]:
     problems: list[str] = []
     grace = effective_grace(settings, shutdown_timeout)
     if shutdown_timeout is not None:
-        if settings.grace_seconds > shutdown_timeout:
+        if include_cuts and settings.grace_seconds > shutdown_timeout:
             problems.append(
                 f"grace {_seconds(settings.grace_seconds)} exceeds the shutdown deadline "
                 f"{_seconds(shutdown_timeout)}; it will be cut to {_seconds(grace)}"
@@ -120,6 +147,8 @@ def _exceeded(grace: float, detected: Platform | None) -> list[Platform]:
         return [p for p in _LISTED_WHEN_UNKNOWN if grace > p.deadline_seconds]
     if grace <= detected.deadline_seconds:
         return []
+    if detected.stated:
+        return [detected]
     others = [p for p in _LISTED_WHEN_UNKNOWN if p is not detected and grace > p.deadline_seconds]
     return [detected, *others]
 

@@ -26,6 +26,7 @@ class StartOptions:
     counts: Mapping[str, int] = field(default_factory=dict)
     only: tuple[str, ...] = ()
     shutdown_timeout: str | None = None
+    platform_deadline: str | None = None
     base_port: int = 5000
     run_release: bool = True
     log_format: LogFormat = LogFormat.TEXT
@@ -43,19 +44,11 @@ class Project:
     formation: Formation
     shutdown_timeout: float | None
     platform: str | None
-    config_warnings: tuple[str, ...]
-    deadline_warnings: tuple[str, ...]
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return self.config_warnings + self.deadline_warnings
-
-    @property
-    def start_warnings(self) -> tuple[str, ...]:
-        """At start, deadline advice only where the platform is known (not on a laptop)."""
-        if self.platform is None:
-            return self.config_warnings
-        return self.warnings
+    warnings: tuple[str, ...]
+    """Everything `procrun check` reports."""
+    start_warnings: tuple[str, ...]
+    """What `procrun start` logs: likely mistakes only, and deadline advice only where the
+    platform is known (not on a laptop)."""
 
     @property
     def on_give_up(self) -> GiveUpPolicy:
@@ -123,8 +116,17 @@ def load_project(options: StartOptions, environ: Mapping[str, str]) -> Project:
         warnings.append(
             f"{config.shadowed}: [tool.procrun] is ignored because {config.source} exists"
         )
+    if options.platform_deadline is not None:
+        stated: float | None = parse_duration(
+            options.platform_deadline, "--platform-deadline / PROCRUN_PLATFORM_DEADLINE"
+        )
+    else:
+        stated = config.platform_deadline_seconds
     platform = detect_platform(environ)
-    deadline_warnings = grace_warnings(formation, timeout, platform)
+    deadline_warnings = grace_warnings(formation, timeout, platform, stated)
+    start_warnings: list[str] = []
+    if platform is not None or stated is not None:
+        start_warnings = grace_warnings(formation, timeout, platform, stated, include_cuts=False)
     return Project(
         root,
         procfile,
@@ -132,6 +134,6 @@ def load_project(options: StartOptions, environ: Mapping[str, str]) -> Project:
         formation,
         timeout,
         platform,
-        tuple(warnings),
-        tuple(deadline_warnings),
+        tuple(warnings + deadline_warnings),
+        tuple(start_warnings),
     )

@@ -1,5 +1,6 @@
 """Bad input: one line on stderr naming the file, line and fix; exit code 2; never a traceback."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,16 @@ def test_check_prints_the_resolved_formation_and_deadline_warnings(tmp_path: Pat
     assert "grace 25 s (SIGTERM, SIGQUIT 10 s before the end, then SIGKILL to the group)" in out
     assert "warning: worker: grace 600 s exceeds the shutdown deadline 25 s" in out
     assert "PORT=5101" in out
+
+
+def test_start_is_quiet_about_an_intended_deadline_cut(tmp_path: Path) -> None:
+    # Named `worker`, so the Celery rule gives it 600 s, cut to the 25 s deadline on purpose.
+    toml = (
+        'shutdown_timeout = "25s"\nplatform_deadline = "30s"\n[processes.worker]\noneshot = true\n'
+    )
+    procfile = f"worker: {sys.executable} -c pass\n"
+    with Procrun(tmp_path, procfile, toml=toml) as procrun:
+        assert procrun.wait() == 0
+        output = "\n".join(procrun.rest())
+    assert "process.exited" in output
+    assert "config.warning" not in output

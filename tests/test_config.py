@@ -218,7 +218,7 @@ def test_unknown_defaults_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert toml_error(tmp_path, "# settings\nshutdown = 3\n") == (
         'procrun.toml:2: unknown key "shutdown" at the top level; valid keys: defaults, '
-        "on_give_up, processes, shutdown_timeout"
+        "on_give_up, platform_deadline, processes, shutdown_timeout"
     )
 
 

@@ -136,3 +136,30 @@ def test_second_signal_same_as_stop_signal_is_not_a_second_signal() -> None:
 def test_nothing_to_say() -> None:
     assert grace_warnings(formation(spec("web", WEB)), None, None) == []
     assert grace_warnings(formation(), None, None) == []
+
+
+def test_a_stated_platform_deadline_replaces_the_guessed_default() -> None:
+    """Render's maxShutdownDelaySeconds (or docker stop -t) cannot be seen from inside: the user
+    states it, and it alone decides."""
+    worker = formation(spec("worker", ProcessSettings(grace_seconds=600.0)))
+    assert grace_warnings(worker, 290.0, "render", 300.0) == [
+        "worker: grace 600 s exceeds the shutdown deadline 290 s; it will be cut to 290 s"
+    ]
+    too_late = grace_warnings(worker, 300.0, "render", 300.0)
+    assert too_late[0].startswith(
+        "shutdown_timeout 300 s is not shorter than render's stop deadline"
+    )
+    short = formation(spec("worker", ProcessSettings(grace_seconds=20.0)))
+    unset = grace_warnings(short, None, None, 10.0)
+    assert unset == [
+        "worker: grace 20 s is longer than the platform's stop deadline (10 s, platform_deadline): "
+        "set shutdown_timeout (or --shutdown-timeout) to your platform's limit minus a margin"
+    ]
+
+
+def test_start_leaves_out_intended_cuts_but_keeps_mistakes() -> None:
+    worker = formation(spec("worker", ProcessSettings(grace_seconds=600.0)))
+    assert grace_warnings(worker, 290.0, "render", 300.0, include_cuts=False) == []
+    mistake = grace_warnings(worker, 300.0, "render", 300.0, include_cuts=False)
+    assert len(mistake) == 1
+    assert mistake[0].startswith("shutdown_timeout 300 s is not shorter than")
