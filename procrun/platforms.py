@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procrun.formation import Formation
-from procrun.lifecycle import effective_grace
+from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.settings import ProcessSettings, ProcessSpec
 
 DOCKERENV_PATH = Path("/.dockerenv")
@@ -123,11 +123,11 @@ def _problems(
             "(or --shutdown-timeout) to your platform's limit minus a margin"
         )
     second, margin = settings.second_signal, settings.second_signal_margin_seconds
-    if second is not None and second != settings.stop_signal and margin >= grace:
+    used = second_signal_margin(settings, grace)
+    if include_cuts and second is not None and second != settings.stop_signal and used < margin:
         problems.append(
-            f"second_signal_margin {_seconds(margin)} is not shorter than the grace "
-            f"{_seconds(grace)}, so {second.name} follows {settings.stop_signal.name} at once; "
-            "lower second_signal_margin"
+            f"second_signal_margin {_seconds(margin)} is more than half the grace "
+            f"{_seconds(grace)}, so {second.name} goes {_seconds(used)} before the end, halfway"
         )
     return problems
 

@@ -10,7 +10,7 @@ from procrun.config import Config, load_config, unknown_process_names
 from procrun.environ import load_env_files, merge_environment
 from procrun.eventlog import LogFormat
 from procrun.formation import Formation, build_formation
-from procrun.lifecycle import effective_grace
+from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.platforms import detect_platform, grace_warnings
 from procrun.procfile import Procfile, load_procfile
 from procrun.settings import GiveUpPolicy, ProcessSpec
@@ -73,8 +73,9 @@ class Project:
         s = spec.settings
         grace = effective_grace(s, self.shutdown_timeout)
         stop = f"{s.stop_signal.name}"
-        if s.second_signal is not None:
-            stop += f", {s.second_signal.name} {s.second_signal_margin_seconds:g} s before the end"
+        if s.second_signal is not None and s.second_signal != s.stop_signal:
+            margin = second_signal_margin(s, grace)
+            stop += f", {s.second_signal.name} {margin:g} s before the end"
         kind = "one-shot" if s.oneshot else f"restart {s.restart}"
         return (
             f"{spec.name}: {spec.command}\n"

@@ -92,8 +92,10 @@ def test_celery_plan_sends_quit_before_the_deadline() -> None:
         StopStep(590.0, signal.SIGQUIT, Target.LEADER),
         StopStep(600.0, signal.SIGKILL, Target.GROUP),
     )
-    # A shutdown deadline shorter than the margin still sends QUIT, at once.
-    assert stop_plan(celery, 5.0)[1] == StopStep(0.0, signal.SIGQUIT, Target.LEADER)
+    # A deadline shorter than twice the margin: QUIT halfway, so warm shutdown still gets time.
+    assert stop_plan(celery, 8.0)[1] == StopStep(4.0, signal.SIGQUIT, Target.LEADER)
+    assert stop_plan(celery, 20.0)[1] == StopStep(10.0, signal.SIGQUIT, Target.LEADER)
+    assert stop_plan(celery, 25.0)[1] == StopStep(15.0, signal.SIGQUIT, Target.LEADER)
 
 
 def test_shutdown_deadline_caps_the_grace() -> None:

@@ -114,8 +114,8 @@ def test_second_signal_margin_not_shorter_than_the_grace() -> None:
     settings = ProcessSettings(grace_seconds=8.0, second_signal=signal.SIGQUIT)
     warnings = grace_warnings(formation(spec("worker", settings)), None, "heroku")
     assert warnings == [
-        "worker: second_signal_margin 10 s is not shorter than the grace 8 s, so SIGQUIT follows "
-        "SIGTERM at once; lower second_signal_margin"
+        "worker: second_signal_margin 10 s is more than half the grace 8 s, so SIGQUIT goes 4 s "
+        "before the end, halfway"
     ]
 
 
@@ -123,8 +123,8 @@ def test_second_signal_margin_against_the_cut_grace() -> None:
     warnings = grace_warnings(formation(spec("worker", WORKER)), 9.5, None)
     assert warnings == [
         "worker: grace 600 s exceeds the shutdown deadline 9.5 s; it will be cut to 9.5 s",
-        "worker: second_signal_margin 10 s is not shorter than the grace 9.5 s, so SIGQUIT "
-        "follows SIGTERM at once; lower second_signal_margin",
+        "worker: second_signal_margin 10 s is more than half the grace 9.5 s, so SIGQUIT goes "
+        "4.75 s before the end, halfway",
     ]
 
 

@@ -59,16 +59,22 @@ class AppFormation(Procrun):
         env: Mapping[str, str],
         *names: str,
         options: tuple[str, ...] = (),
+        shutdown_timeout: str | None = "15s",
+        config: Path | None = None,
     ) -> None:
+        """`shutdown_timeout` None leaves the deadline to the settings file; `config` names a
+        procrun.toml to use instead of the repository's."""
         self.port = free_port()
         self._socket_dir = Path(tempfile.mkdtemp(prefix="prs-"))
+        deadline = ("--shutdown-timeout", shutdown_timeout) if shutdown_timeout is not None else ()
+        settings = ("--config", str(config)) if config is not None else ()
         super().__init__(
             directory,
             PROCFILE.read_text(),  # written to the scratch directory, unused: -f names the real one
             "-f",
             str(PROCFILE),
-            "--shutdown-timeout",
-            "15s",
+            *deadline,
+            *settings,
             *options,
             *names,
             env={
