@@ -14,6 +14,7 @@ import click
 from procrun import __version__
 from procrun.clientcommands import COMMANDS, socket_option, start_running
 from procrun.errors import ProcrunError, UsageError
+from procrun.quoting import excerpt, one_line
 
 if TYPE_CHECKING:
     from procrun.project import StartOptions
@@ -32,7 +33,9 @@ def _parse_concurrency(values: Sequence[str]) -> dict[str, int]:
         for item in filter(None, (part.strip() for part in value.split(","))):
             name, sep, number = item.partition("=")
             if not sep or not name or not number.strip().isdigit():
-                raise UsageError(f'-c/--concurrency: expected "<name>=<count>", got "{item}"')
+                raise UsageError(
+                    f'-c/--concurrency: expected "<name>=<count>", got "{excerpt(item)}"'
+                )
             counts[name.strip()] = int(number)
     return counts
 
@@ -223,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         result = cli.main(args=argv, prog_name="procrun", standalone_mode=False)
     except ProcrunError as error:
-        click.echo(f"procrun: {error}", err=True)
+        click.echo(f"procrun: {one_line(str(error))}", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:
         error.show()

@@ -16,9 +16,12 @@ from types import MappingProxyType
 from procrun.config import Config, settings_for
 from procrun.errors import UsageError
 from procrun.procfile import Procfile, ProcfileEntry
+from procrun.quoting import excerpt
 from procrun.settings import ProcessSettings, ProcessSpec, RestartPolicy
 
 RELEASE_PROCESS = "release"
+MAX_INSTANCES_PER_TYPE = 1000
+"""A bound that no real formation reaches, so a typo (`-c web=1000000000`) fails fast."""
 """The Heroku convention: a one-off command run before the processes start (migrations)."""
 
 PORT_STEP_PER_TYPE = 100
@@ -57,6 +60,7 @@ def build_formation(
     for name, count in counts.items():
         if count < 0:
             raise UsageError(f'count for "{name}" must be 0 or more, got {count}')
+
     if counts.get(RELEASE_PROCESS, 0) > 1:
         raise UsageError(f'"{RELEASE_PROCESS}" runs once: its count can be 0 (skip it) or 1')
 
@@ -68,6 +72,10 @@ def build_formation(
             continue
         settings = settings_for(entry.name, entry.command, config)
         count = counts.get(entry.name, settings.count)
+        if count > MAX_INSTANCES_PER_TYPE:
+            raise UsageError(
+                f'count for "{entry.name}" must be at most {MAX_INSTANCES_PER_TYPE}, got {count}'
+            )
         if entry.name == RELEASE_PROCESS:
             if run_release and count > 0:
                 once = replace(settings, oneshot=True, restart=RestartPolicy.NEVER, count=1)
@@ -83,7 +91,8 @@ def _check_known(procfile: Procfile, names: Sequence[str] | Mapping[str, int]) -
     for name in names:
         if procfile.get(name) is None:
             raise UsageError(
-                f'unknown process "{name}"; the Procfile defines: {", ".join(procfile.names)}'
+                f'unknown process "{excerpt(name)}"; the Procfile defines: '
+                f"{', '.join(procfile.names)}"
             )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from procrun.config import Config, load_config, unknown_process_names
 from procrun.environ import load_env_files, merge_environment
+from procrun.errors import UsageError
 from procrun.eventlog import LogFormat
 from procrun.formation import Formation, build_formation
 from procrun.lifecycle import effective_grace, second_signal_margin
@@ -86,6 +87,8 @@ class Project:
 
 
 def load_project(options: StartOptions, environ: Mapping[str, str]) -> Project:
+    if options.root is not None and not options.root.is_dir():
+        raise UsageError(f"-d/--root: no such directory: {options.root.absolute()}")
     procfile = load_procfile(options.procfile)
     root = (options.root or options.procfile.parent).resolve()
     config = load_config(root, options.config)
