@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
 LOG_FORMATS = ("text", "json")
 
 EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class SupervisorExit:
+    """What `start` returns after running a supervisor: main() may skip interpreter teardown."""
+
+    code: int
 
 
 def _parse_concurrency(values: Sequence[str]) -> dict[str, int]:
@@ -154,7 +162,7 @@ def start(
     verbose: bool,
     socket: str | None,
     **project: Any,
-) -> int:
+) -> int | SupervisorExit:
     """Start the Procfile's processes (or only NAMES) and supervise them until stopped.
 
     While this project's supervisor is running, `procrun start NAMES` asks it to start those
@@ -179,7 +187,7 @@ def start(
         verbose=verbose,
         socket=socket,
     )
-    return asyncio.run(run_start(options))
+    return SupervisorExit(asyncio.run(run_start(options)))
 
 
 @cli.command()
@@ -233,4 +241,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except (KeyboardInterrupt, click.Abort):
         sys.exit(EXIT_INTERRUPTED)
+    if isinstance(result, SupervisorExit):
+        # Every child is stopped and stdout flushed: skip the interpreter's teardown (a final
+        # garbage collection and hundreds of module deallocations, ~25 ms) so that a platform
+        # waiting for procrun to exit is not kept waiting.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.code)
     sys.exit(result if isinstance(result, int) else 0)

@@ -102,12 +102,15 @@ def recent_failures(failures: tuple[float, ...], now: float, window: float) -> t
 
 
 def backoff_delay(settings: ProcessSettings, failures_in_window: int) -> float:
-    """First restart after `backoff_initial_seconds`, doubling per recent failure, capped.
+    """The first failure in the window restarts at once (a one-off crash costs no downtime);
+    the second waits `backoff_initial_seconds`, doubling per further failure, capped.
 
     Because the count comes from the sliding window, a process that stays up for a whole window is
-    back to the fast first restart: that is the reset after a stable period.
+    back to the immediate first restart: that is the reset after a stable period.
     """
-    exponent = max(failures_in_window - 1, 0)
+    if failures_in_window <= 1:
+        return 0.0
+    exponent = failures_in_window - 2
     # Cap the exponent before raising so a long crash history cannot overflow a float.
     delay = settings.backoff_initial_seconds * 2.0 ** min(exponent, 64)
     return min(delay, settings.backoff_max_seconds)

@@ -52,10 +52,10 @@ def test_exit_was_wanted(settings: ProcessSettings, returncode: int, wanted: boo
     assert exit_was_wanted(settings, returncode) is wanted
 
 
-def test_backoff_doubles_from_the_first_fast_restart_to_the_cap() -> None:
+def test_first_restart_is_immediate_then_backoff_doubles_to_the_cap() -> None:
     settings = replace(S, backoff_initial_seconds=0.1, backoff_max_seconds=1.0)
-    delays = [backoff_delay(settings, n) for n in range(1, 7)]
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    delays = [backoff_delay(settings, n) for n in range(1, 8)]
+    assert delays == pytest.approx([0.0, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
     assert backoff_delay(settings, 10_000) == 1.0  # no overflow on a long history
 
 
@@ -66,8 +66,8 @@ def test_failures_leave_the_window_which_resets_the_backoff() -> None:
 
 
 def test_decisions() -> None:
-    assert decide_after_exit(S, 1, (1.0,)) == Restart(0.1)
-    assert decide_after_exit(S, 1, (1.0, 2.0, 3.0)) == Restart(0.4)
+    assert decide_after_exit(S, 1, (1.0,)) == Restart(0.0)
+    assert decide_after_exit(S, 1, (1.0, 2.0, 3.0)) == Restart(0.2)
     assert decide_after_exit(replace(S, oneshot=True), 0, ()) == Finish()
     budget = replace(S, max_restarts=2)
     assert isinstance(decide_after_exit(budget, 1, (1.0, 2.0)), Restart)
