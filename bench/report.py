@@ -1,0 +1,202 @@
+"""docs/benchmarks.md: the machine, the versions, the verdicts and one table per scenario."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench.runs import Sizes
+from bench.table import Table
+from bench.targets import Verdict
+
+REPO = Path(__file__).resolve().parent.parent
+DASH = "\N{EN DASH}"
+
+# Why procrun misses a target, from profiling it (py-spy in bench/.venv, `python -X importtime`,
+# strace); shown only for the targets that the run at hand missed.
+_RELAY_WHY = (
+    "strace shows procrun reading about 64 KiB per child wake-up and writing about 63 KiB per "
+    "write(2) to stdout: the pipes' default 64 KiB capacity sets the batch, and every batch "
+    "costs a read, a write, epoll calls and a pass through the event loop. py-spy: the loop is "
+    "busy about half of the window, split between reading (`_UnixReadPipeTransport."
+    "_read_ready`), writing (`_UnixWritePipeTransport.write` and `_write_ready`, about 40%) and "
+    "the relay's own work (`LineAssembler.feed`, `Relay.emit_lines`). In a trial, a 1 MiB "
+    "stdout pipe (F_SETPIPE_SZ) took procrun from 5.8 to 8.9 million lines/s, 72% of the "
+    "direct pipe's 12.3 million on a default pipe: procrun could enlarge its own stdout pipe "
+    "(procrun/stdout.py, `open_stdout_sink`; Linux allows up to 1 MiB unprivileged). Larger "
+    "child pipes alone did not help."
+)
+
+WHY = {
+    "relay-lines": _RELAY_WHY,
+    "relay-blocks": _RELAY_WHY,
+    "shutdown": (
+        "compare the arrival of procrun's `procrun.exited` line with its exit. Up to commit "
+        "45948ae the gap was the interpreter's teardown after `asyncio.run()` returned (py-spy "
+        "`--native`: `gc_collect_main` and deallocations, about 25 ms); procrun now ends "
+        "`start` with `os._exit()` (procrun/cli.py, `main`), so a miss has another cause."
+    ),
+    "grace": (
+        "the SIGKILL at the deadline comes from procrun's stop plan (procrun/process.py, "
+        "`_run_stop_plan`); whatever scenario 2 shows after the children's exit comes on top."
+    ),
+    "restart": (
+        'compare the `backoff = "0ms"` row, procrun\'s own cost of a restart: if that row is '
+        "fast, the delay is the restart policy (procrun/lifecycle.py, `backoff_delay`), not the "
+        "machinery."
+    ),
+    "idle-rss": (
+        "procrun's main process is heavier than supervisord's, and it also runs its undertaker "
+        "(an awk process, procrun/undertaker.py: about 3.8 MiB RSS, of which 0.4 MiB private). "
+        "Measured per import on this machine: asyncio pulls in `ssl` (+4.5 MiB of OpenSSL that "
+        "procrun never uses; asyncio works without it), click +1.7, structlog +1.3, "
+        "python-dotenv +0.9 MiB. Keeping `ssl` out (`sys.modules['ssl'] = None` before asyncio "
+        "is imported, procrun/cli.py) and importing python-dotenv only when a .env file exists "
+        "(procrun/environ.py) would bring the main process under supervisord's."
+    ),
+    "status": (
+        "the round trip for 3 processes is mostly the client's own start-up (interpreter, "
+        "click). With many processes the server side dominates (scenario 8): py-spy shows 94% "
+        "of the time in procrun/procinfo.py, `TreeSampler.sample`, where psutil's "
+        "`children(recursive=True)` reads every /proc/<pid>/stat on the machine once per "
+        "supervised process; it also runs on the event loop, which relays nothing meanwhile. "
+        "One /proc scan (a ppid map) per status request, and the sampling off the loop "
+        "(`asyncio.to_thread`), would fix both."
+    ),
+}
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _cpu_model() -> str:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return "unknown"
+
+
+def _os() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.partition("=")[2].strip('"')
+    return platform.system()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def procrun_version() -> str:
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = " with uncommitted changes" if _git("status", "--porcelain", "procrun") else ""
+    return f"{_version('procrun')} (commit {commit}{dirty})" if commit else _version("procrun")
+
+
+def tini_version() -> str:
+    tini = shutil.which("tini")
+    if tini is None:
+        return "not installed: the tini columns are skipped"
+    done = subprocess.run([tini, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip().removeprefix("tini version ") or "unknown"
+
+
+def load_average() -> str:
+    return " ".join(_read("/proc/loadavg").split()[:3])
+
+
+def render(
+    tables: list[Table],
+    verdicts: list[Verdict],
+    *,
+    sizes: Sizes,
+    command: str,
+    started: datetime.datetime,
+    seconds: float,
+    load_before: str,
+    failures: list[str],
+    smoke: bool = False,
+) -> str:
+    lines = [
+        "# Benchmarks: procrun against honcho, supervisord and tini",
+        "",
+        *(
+            [
+                "**Smoke run: sizes too small for the figures to mean anything (a relay of a "
+                "few milliseconds, one repetition); it only shows that every scenario works.**",
+                "",
+            ]
+            if smoke
+            else []
+        ),
+        f"Generated by `{command}` on {started:%Y-%m-%d %H:%M} UTC; do not edit by hand, re-run "
+        "it (`make bench` rewrites this file; `make bench-smoke`, a quick check at tiny sizes, "
+        "writes `bench/.out/` instead). The code is in `bench/`. Every scenario runs every tool "
+        f"in the same run, interleaved, {_plural(sizes.reps, 'repetition')}; figures are the "
+        f"median and, in brackets, the range (min{DASH}max).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| machine | {_cpu_model()}, {os.cpu_count()} CPUs, {_memory()} |",
+        f"| OS | {_os()}, Linux {platform.release()} |",
+        f"| Python | {platform.python_version()} |",
+        f"| procrun | {procrun_version()} |",
+        f"| honcho | {_version('honcho')} |",
+        f"| supervisor | {_version('supervisor')} |",
+        f"| tini | {tini_version()} |",
+        f"| run | {seconds / 60:.1f} min; load average {load_before} before, "
+        f"{load_average()} after |",
+        "",
+        "Runs on a shared machine are noisy: other work on the same cores (test suites, builds) "
+        "moves the throughput and latency figures from run to run, and the ranges show by how "
+        "much. Compare tools within one run, not across runs.",
+        "",
+        "## Targets",
+        "",
+        "| scenario | target | verdict | figures |",
+        "|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lines.append(f"| {v.scenario} | {v.target} | **{v.word}** | {v.figures} |")
+    missed = [v for v in verdicts if v.passed is False]
+    if missed:
+        lines += ["", "Where procrun misses, and why:", ""]
+        lines += [f"- **{v.scenario}**: {WHY.get(v.key, 'not analysed yet.')}" for v in missed]
+    if failures:
+        lines += ["", "## Scenarios that failed", ""]
+        lines += [f"- {failure}" for failure in failures]
+    lines.append("")
+    return "\n".join(lines) + "\n" + "\n".join(table.markdown() for table in tables)

@@ -1,0 +1,182 @@
+"""The issue's targets for procrun, judged on figures measured in the same run.
+
+Each verdict uses medians over the repetitions (garbled and lost lines: every repetition).
+A target is PASS or MISS; where a figure is missing (a scenario failed) it is not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.table import Table
+from bench.tools import DIRECT, HONCHO, PROCRUN, SUPERVISORD
+
+NEAR_ZERO_WAKEUPS_PER_SECOND = 0.1  # at most one wake-up every 10 s
+
+
+@dataclass(frozen=True)
+class Verdict:
+    key: str
+    scenario: str
+    target: str
+    passed: bool | None
+    figures: str
+
+    @property
+    def word(self) -> str:
+        return {True: "PASS", False: "MISS", None: "not measured"}[self.passed]
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _range(table: Table, row: str, key: str, digits: int = 1) -> str:
+    values = table.values(row, key)
+    if len(values) < 2:
+        return _fmt(table.median(row, key), digits)
+    return (
+        f"{_fmt(table.median(row, key), digits)} "
+        f"({_fmt(min(values), digits)}\N{EN DASH}{_fmt(max(values), digits)})"
+    )
+
+
+def _relay(key: str, table: Table) -> Verdict:
+    rate, ceiling = table.median(PROCRUN.name, "klps"), table.median(DIRECT.name, "klps")
+    garbled = max(table.values(PROCRUN.name, "garbled"), default=None)
+    duplicated = max(table.values(PROCRUN.name, "duplicated"), default=None)
+    lost = max(table.values(PROCRUN.name, "lost"), default=None)
+    passed = None
+    if rate is not None and ceiling and None not in (garbled, duplicated, lost):
+        passed = rate >= ceiling / 2 and garbled == duplicated == lost == 0
+    ratio = f"{100 * rate / ceiling:.0f}%" if rate is not None and ceiling else "n/a"
+    return Verdict(
+        key,
+        table.title,
+        "≥ half the direct pipe's lines/s, with prefixes, no line garbled (lost, duplicated)",
+        passed,
+        f"procrun {_fmt(rate)}k lines/s = {ratio} of the direct pipe's {_fmt(ceiling)}k; "
+        f"garbled {_fmt(garbled, 0)}, duplicated {_fmt(duplicated, 0)}, lost {_fmt(lost, 0)} "
+        "(worst repetition)",
+    )
+
+
+def _bound(
+    key: str,
+    table: Table,
+    target: str,
+    column: str,
+    ok: Callable[[float], bool],
+    unit: str,
+    peers: str = "",
+) -> Verdict:
+    value = table.median(PROCRUN.name, column)
+    figures = f"procrun {_range(table, PROCRUN.name, column)} {unit}"
+    return Verdict(key, table.title, target, None if value is None else ok(value), figures + peers)
+
+
+def _peers(table: Table, column: str, unit: str) -> str:
+    shown = [
+        f"{row} {_fmt(table.median(row, column))}"
+        for row in (SUPERVISORD.name, HONCHO.name)
+        if table.median(row, column) is not None
+    ]
+    return f"; {', '.join(shown)} {unit}" if shown else ""
+
+
+def evaluate(tables: dict[str, Table], grace_seconds: float) -> list[Verdict]:
+    verdicts = []
+    for key in ("relay-lines", "relay-blocks"):
+        if key in tables:
+            verdicts.append(_relay(key, tables[key]))
+    if "shutdown" in tables:
+        t = tables["shutdown"]
+        verdicts.append(
+            _bound(
+                "shutdown",
+                t,
+                "exit < 10 ms after the children have exited",
+                "after",
+                lambda v: v < 10,
+                "ms",
+                _peers(t, "after", "ms"),
+            )
+        )
+    if "grace" in tables:
+        t = tables["grace"]
+        dead = t.values(PROCRUN.name, "dead")
+        verdict = _bound(
+            "grace",
+            t,
+            f"exit within 20 ms of the {grace_seconds:g} s grace, child dead",
+            "error",
+            lambda v: abs(v) <= 20 and bool(dead) and min(dead) == 100,
+            f"ms off the grace; child dead in {_fmt(min(dead, default=None), 0)}% of runs",
+        )
+        verdicts.append(verdict)
+    if "restart" in tables:
+        t = tables["restart"]
+        bare = t.median('procrun, backoff = "0ms"', "first")
+        verdicts.append(
+            _bound(
+                "restart",
+                t,
+                "first restart < 50 ms (default settings)",
+                "first",
+                lambda v: v < 50,
+                "ms",
+                f'; with `backoff = "0ms"`: {_fmt(bare)} ms',
+            )
+        )
+    if "idle" in tables:
+        verdicts += _idle(tables["idle"])
+    if "status" in tables:
+        t = tables["status"]
+        verdicts.append(
+            _bound(
+                "status",
+                t,
+                "`procrun status` round trip < 100 ms",
+                "status",
+                lambda v: v < 100,
+                "ms",
+                _peers(t, "status", "ms"),
+            )
+        )
+    return verdicts
+
+
+def _idle(t: Table) -> list[Verdict]:
+    wakeups = _bound(
+        "idle-wakeups",
+        t,
+        f"idle wake-ups near zero (≤ {NEAR_ZERO_WAKEUPS_PER_SECOND:g}/s)",
+        "rate",
+        lambda v: v <= NEAR_ZERO_WAKEUPS_PER_SECOND,
+        "wake-ups/s",
+        _peers(t, "rate", "wake-ups/s"),
+    )
+    peers = {
+        row: t.median(row, "rss_all")
+        for row in (SUPERVISORD.name, HONCHO.name)
+        if t.median(row, "rss_all") is not None
+    }
+    ours = t.median(PROCRUN.name, "rss_all")
+    lightest = min(peers, key=lambda row: peers[row] or 0.0) if peers else None
+    passed = None
+    if ours is not None and lightest is not None:
+        passed = ours <= (peers[lightest] or 0.0)
+    honcho_main = t.median(HONCHO.name, "rss")
+    procrun_main = t.median(PROCRUN.name, "rss")
+    rss = Verdict(
+        "idle-rss",
+        t.title,
+        "RSS no higher than the lightest Python peer",
+        passed,
+        f"procrun {_fmt(ours)} MiB (all its processes; main process {_fmt(procrun_main)}); "
+        "lightest Python peer: "
+        f"{lightest} {_fmt(peers.get(lightest) if lightest else None)} MiB"
+        + (f" (honcho's main process alone: {_fmt(honcho_main)} MiB)" if honcho_main else ""),
+    )
+    return [wakeups, rss]
