@@ -60,9 +60,9 @@ def test_a_crash_loop_is_bounded_by_the_backoff_and_costs_little_cpu(tmp_path: P
     spawned = [e for e in events if e["event"] == "process.spawned"]
     assert len(restarting) > RESTARTS_MEASURED
     assert not [e for e in events if e["event"] == "process.gave_up"]
-    # The delay doubles per failure up to backoff_max...
+    # The first restart is immediate, then the delay doubles per failure up to backoff_max...
     delays = [e["delay"] for e in restarting]
-    expected = [round(min(BACKOFF * 2**n, BACKOFF_MAX), 3) for n in range(len(delays))]
+    expected = [0.0] + [round(min(BACKOFF * 2**n, BACKOFF_MAX), 3) for n in range(len(delays) - 1)]
     assert delays == expected
     # ...and each respawn waits out its delay after the exit, by procrun's own clock (10% off
     # for the moment between arming the timer and logging the event)...
