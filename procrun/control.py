@@ -190,15 +190,8 @@ def _stream_item(line: bytes, path: Path) -> dict[str, Any]:
 
 async def request(path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
     """`call` for code that runs in an event loop; bound it with `asyncio.timeout` if needed."""
-    import asyncio  # here, not at the top: the short-lived commands never need it
-
-    data = _checked_request(payload)
+    reader, writer = await _open_and_send(path, _checked_request(payload))
     try:
-        reader, writer = await asyncio.open_unix_connection(os.fspath(path))
-    except OSError as error:
-        raise _connection_error(path, error) from None
-    try:
-        await _send_async(writer, data)
         line = await reader.readline()
     except OSError as error:
         raise _connection_error(path, error) from None
@@ -212,15 +205,8 @@ async def request_stream(
     path: Path, payload: Mapping[str, Any]
 ) -> AsyncGenerator[dict[str, Any], None]:
     """`call_stream` for code that runs in an event loop; closing it (aclose) disconnects."""
-    import asyncio  # see request()
-
-    data = _checked_request(payload)
+    reader, writer = await _open_and_send(path, _checked_request(payload))
     try:
-        reader, writer = await asyncio.open_unix_connection(os.fspath(path))
-    except OSError as error:
-        raise _connection_error(path, error) from None
-    try:
-        await _send_async(writer, data)
         try:
             decode_reply(await reader.readline(), path)
         except OSError as error:
@@ -230,6 +216,24 @@ async def request_stream(
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def _open_and_send(
+    path: Path, data: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    import asyncio  # here, not at the top: the short-lived commands never need it
+
+    try:
+        reader, writer = await asyncio.open_unix_connection(os.fspath(path))
+    except OSError as error:
+        raise _connection_error(path, error) from None
+    try:
+        await _send_async(writer, data)
+    except OSError as error:
+        writer.close()
+        await writer.wait_closed()
+        raise _connection_error(path, error) from None
+    return reader, writer
 
 
 async def _send_async(writer: asyncio.StreamWriter, data: bytes) -> None:
