@@ -13,12 +13,13 @@ import re
 from collections import ChainMap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-
-from dotenv.parser import Binding, parse_stream
-from dotenv.variables import parse_variables
+from typing import TYPE_CHECKING
 
 from procrun.errors import ConfigError
 from procrun.quoting import excerpt
+
+if TYPE_CHECKING:
+    from dotenv.parser import Binding
 
 _NEWLINE = re.compile(r"\r\n|\n|\r")
 
@@ -39,6 +40,10 @@ def load_env_files(
         text = _read(path, required)
         if text is None:
             continue
+        # Imported here: python-dotenv pulls in tempfile, shutil and the compression modules,
+        # memory the supervisor would carry for its whole life in a container with no .env.
+        from dotenv.variables import parse_variables
+
         for key, raw_value in _assignments(text, path):
             values[key] = "".join(atom.resolve(known) for atom in parse_variables(raw_value))
     return values
@@ -73,6 +78,8 @@ def _read(path: Path, required: bool) -> str | None:
 def _assignments(text: str, path: Path) -> Iterator[tuple[str, str]]:
     """(key, unexpanded value) for each `KEY=VALUE`; a line python-dotenv cannot parse is an
     error here, because skipping it would start the processes without that variable."""
+    from dotenv.parser import parse_stream  # lazily, as in load_env_files
+
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             line, content = _first_content_line(binding)

@@ -5,19 +5,19 @@ else `/tmp/procrun-<uid>`. The directory is mode 0700 and must stay so: in /tmp 
 create it first and then read or replace our sockets, so an existing one that is a symlink, is
 someone else's, or is open to group/others is refused, never repaired or used.
 
-One socket per project: `<name>-<hash>.sock`, the hash taken over the resolved project directory,
-so two projects never collide and a client started in the project directory computes the same
-path as the supervisor. PROCRUN_SOCKET (or --socket) overrides all of this.
+One socket per project: `<name>-<crc32>.sock`, the checksum taken over the resolved project
+directory, so two projects get different sockets and a client started in the project directory
+computes the same path as the supervisor. PROCRUN_SOCKET (or --socket) overrides all of this.
 
 Imported by the client path of every command: standard library only, nothing heavy.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,7 +27,6 @@ SOCKET_ENV = "PROCRUN_SOCKET"
 SOCKET_SUFFIX = ".sock"
 # sun_path is 108 bytes on Linux and 104 on macOS, the terminating NUL included.
 MAX_SOCKET_PATH_BYTES = 100
-_HASH_HEX_CHARS = 10
 _MAX_NAME_CHARS = 40
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _DIRECTORY_MODE = 0o700
@@ -63,7 +62,9 @@ def socket_directory(environ: Mapping[str, str] | None = None) -> Path:
 def socket_file_name(project_dir: Path, *, with_name: bool = True) -> str:
     """`<name>-<hash>.sock` for a project directory, or `<hash>.sock` without the name."""
     resolved = os.fsencode(Path(project_dir).resolve())
-    digest = hashlib.sha256(resolved).hexdigest()[:_HASH_HEX_CHARS]
+    # Only tells one project's socket from another's, in a directory only this user can reach: a
+    # CRC is enough, and hashlib would map OpenSSL (~3.6 MiB) into the supervisor for good.
+    digest = f"{zlib.crc32(resolved):08x}"
     name = _UNSAFE_NAME_CHARS.sub("_", Path(os.fsdecode(resolved)).name)
     name = name.strip("._")[:_MAX_NAME_CHARS]
     if with_name and name:

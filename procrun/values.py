@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import signal
-from fractions import Fraction
 
 from procrun.errors import ConfigError
 from procrun.quoting import excerpt
@@ -109,8 +108,11 @@ def parse_size(value: object, where: str) -> int:
     if multiplier is None:
         raise _size_error(value, where)
     try:
-        # Fraction keeps "1.1GB" exact where float arithmetic would give 1099999999.
-        return int(Fraction(number) * multiplier)
+        # Integer arithmetic keeps "1.1GB" exact where floats would give 1099999999 (and
+        # fractions would import decimal into the supervisor for one line).
+        whole, _, fraction = number.partition(".")
+        scale: int = 10 ** len(fraction)
+        return (int(whole or "0") * scale + int(fraction or "0")) * multiplier // scale
     except ValueError:  # more digits than int() will convert
         raise _size_error(value, where) from None
 

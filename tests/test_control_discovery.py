@@ -57,7 +57,7 @@ def test_the_name_is_the_project_basename_and_a_hash_of_its_resolved_path(base: 
     app = project(base, "app")
     (base / "link").symlink_to(app)
     name = socket_file_name(app)
-    assert re.fullmatch(r"app-[0-9a-f]{10}\.sock", name)
+    assert re.fullmatch(r"app-[0-9a-f]{8}\.sock", name)
     assert socket_file_name(app / ".") == socket_file_name(base / "link") == name
     assert socket_file_name(project(base, "other")) != name
 
@@ -68,8 +68,8 @@ def test_two_projects_with_the_same_basename_do_not_collide(base: Path) -> None:
 
 
 def test_the_name_is_sanitised(base: Path) -> None:
-    assert re.fullmatch(r"my_app-[0-9a-f]{10}\.sock", socket_file_name(project(base, "my app!")))
-    assert re.fullmatch(r"[0-9a-f]{10}\.sock", socket_file_name(Path("/")))
+    assert re.fullmatch(r"my_app-[0-9a-f]{8}\.sock", socket_file_name(project(base, "my app!")))
+    assert re.fullmatch(r"[0-9a-f]{8}\.sock", socket_file_name(Path("/")))
 
 
 def test_a_long_path_drops_the_name_and_a_hopeless_one_is_an_error(base: Path) -> None:

@@ -88,6 +88,9 @@ def test_duration_too_large_for_a_float() -> None:
         ("1TB", 10**12),
         ("1.1GB", 1_100_000_000),
         ("0.5KiB", 512),
+        (".5k", 500),
+        ("1.MiB", 1024**2),
+        ("1.0000001KiB", 1024),  # fractional bytes round down
         (" 1 MB ", 10**6),
     ],
 )
