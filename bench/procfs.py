@@ -102,18 +102,20 @@ def descendants(root: int) -> list[int]:
 
 def supervisor_processes(root: int, helpers: tuple[str, ...] = ()) -> list[int]:
     """`root` and its descendants that are part of the tool: its own forks (the very same command
-    line) and the helper programs it runs for itself (named by `helpers`)."""
+    line) and the helper programs it runs for itself (`helpers`: a word of their command line)."""
     own = cmdline(root)
     members = [root]
     for pid in descendants(root):
         line = cmdline(pid)
-        if (own and line == own) or _program(line) in helpers:
+        if (own and line == own) or any(helper in _words(line) for helper in helpers):
             members.append(pid)
     return members
 
 
-def _program(line: bytes) -> str:
-    return os.path.basename(line.split(b"\0")[0]).decode(errors="replace")
+def _words(line: bytes) -> list[str]:
+    """The command line's words, the program by its base name."""
+    words = [word.decode(errors="replace") for word in line.split(b"\0") if word]
+    return [os.path.basename(words[0]), *words[1:]] if words else []
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -74,7 +74,7 @@ def _procfile(workdir: Path, programs: list[Program]) -> Path:
 class Tool:
     name = ""
     python = True  # a Python supervisor (for "the lightest Python peer")
-    helpers: tuple[str, ...] = ()  # programs it runs for itself: part of its cost
+    helpers: tuple[str, ...] = ()  # programs it runs for itself (a word of their command line)
 
     def available(self) -> bool:
         return True
@@ -85,7 +85,7 @@ class Tool:
 
 class Procrun(Tool):
     name = "procrun"
-    helpers = ("awk",)  # procrun/undertaker.py
+    helpers = ("procrun-undertaker",)  # procrun/undertaker.py
 
     def setup(self, workdir: Path, programs: list[Program]) -> Setup:
         procfile = _procfile(workdir, programs)

@@ -2,10 +2,12 @@
 
 A parent-death signal reaches only procrun's direct children (each group's leader); their own
 children (a compound command's background job, a server's workers) would outlive a SIGKILLed
-procrun. So, when procrun is not PID 1, a tiny awk process in its own session holds the read end
-of a pipe and keeps the set of live process groups that procrun reports as it spawns and reaps
+procrun. So, when procrun is not PID 1, a tiny shell process in its own session holds the read
+end of a pipe and keeps the set of live process groups that procrun reports as it spawns and reaps
 (`+ <pgid>` / `- <pgid>` lines). When procrun dies, by any means, the pipe reaches end-of-file and
-awk SIGKILLs every group still listed. After a clean stop the set is empty and awk just exits.
+the shell SIGKILLs every group still listed. After a clean stop the set is empty and it just exits.
+It is a POSIX shell script because /bin/sh is already required (it runs every command) and is the
+lightest interpreter at hand: dash idles in ~1.6 MiB of RSS, gawk in ~3.6 MiB.
 
 As PID 1 none of this is needed: when PID 1 exits, the kernel kills the whole namespace.
 """
@@ -13,19 +15,28 @@ As PID 1 none of this is needed: when PID 1 exits, the kernel kills the whole na
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import structlog
 
+from procrun.process import SHELL
+
 log = structlog.get_logger()
 
-# Input is processed in whatever chunks awk reads: only the state at end-of-file matters.
-_AWK_PROGRAM = (
-    '$1 == "+" { groups[$2] = 1 } '
-    '$1 == "-" { delete groups[$2] } '
-    'END { for (g in groups) system("kill -9 -" g " 2>/dev/null") }'
-)
+# The set is a space-padded string (" 12 34 "): removal cuts around the first " <pgid> ". Only
+# the state at end-of-file matters; the kill is the shell's builtin, so no fork per group.
+_SCRIPT = """
+groups=' '
+while read -r op pgid; do
+  case $op in
+    +) groups="$groups$pgid " ;;
+    -) case $groups in *" $pgid "*) groups="${groups%% $pgid *} ${groups#* $pgid }" ;; esac ;;
+  esac
+done
+for group in $groups; do kill -9 -"$group" 2>/dev/null; done
+"""
+# $0 of the script: what `ps` shows after the script, so the process explains itself.
+PROGRAM_NAME = "procrun-undertaker"
 
 
 class Undertaker:
@@ -36,14 +47,10 @@ class Undertaker:
 
     @classmethod
     def start(cls) -> Undertaker | None:
-        awk = shutil.which("awk")
-        if awk is None:
-            log.warning("undertaker.unavailable", reason="no awk on PATH")
-            return None
-        read_end, write_end = os.pipe()  # both close-on-exec: awk gets only its stdin
+        read_end, write_end = os.pipe()  # both close-on-exec: the shell gets only its stdin
         try:
             process = subprocess.Popen(
-                [awk, _AWK_PROGRAM],
+                [SHELL, "-c", _SCRIPT, PROGRAM_NAME],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -68,18 +75,18 @@ class Undertaker:
             return
         try:
             os.write(self._pipe, line.encode())
-        except OSError as error:  # awk is gone: nothing to do but say so once
+        except OSError as error:  # the undertaker is gone: nothing to do but say so once
             log.warning("undertaker.lost", error=str(error))
             self.close()
 
     def close(self) -> None:
-        """Let awk exit (its set is empty after a clean stop)."""
+        """Let the undertaker exit (its set is empty after a clean stop)."""
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
 
     def exited(self, returncode: int) -> None:
-        """The reaper collected awk (it exits after close(), or if killed)."""
+        """The reaper collected the undertaker (it exits after close(), or if killed)."""
         self._process.returncode = returncode
         if self._pipe is not None:
             log.warning("undertaker.lost", returncode=returncode)
