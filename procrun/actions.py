@@ -18,16 +18,18 @@ from procrun.errors import ProcrunError, UsageError
 from procrun.lifecycle import ProcessState
 from procrun.loghistory import LogHistory
 from procrun.process import ManagedProcess
-from procrun.procinfo import TreeSampler
+from procrun.procinfo import TreeSampler, TreeUsage
 from procrun.signals import describe_returncode, exit_status
 from procrun.supervisor import Supervisor
 
 
 class SupervisorActions:
-    def __init__(self, supervisor: Supervisor, history: LogHistory) -> None:
+    def __init__(
+        self, supervisor: Supervisor, history: LogHistory, sampler: TreeSampler | None = None
+    ) -> None:
         self._supervisor = supervisor
         self._history = history
-        self._sampler = TreeSampler()
+        self._sampler = sampler or TreeSampler()
         self._started = time.time()
 
     # --- naming ----------------------------------------------------------------------------------
@@ -55,7 +57,13 @@ class SupervisorActions:
 
     # --- status ----------------------------------------------------------------------------------
 
-    def status(self, names: Sequence[str]) -> dict[str, Any]:
+    async def status(self, names: Sequence[str]) -> dict[str, Any]:
+        chosen = self._select(names)
+        # Reading /proc for every tree takes a while with many processes: off the loop, which goes
+        # on relaying output meanwhile. Rows are built afterwards from the state as it is then; a
+        # process restarted meanwhile has a new pid, and so no usage rather than its predecessor's.
+        pids = [p.pid for p in chosen if p.pid is not None]
+        usage = await asyncio.to_thread(self._sampler.sample_many, pids)
         supervisor = self._supervisor
         return {
             "supervisor": {
@@ -65,11 +73,10 @@ class SupervisorActions:
                 "shutdown_timeout_seconds": supervisor.options.shutdown_timeout_seconds,
                 "shutting_down": supervisor.shutting_down,
             },
-            "processes": [self._row(p) for p in self._select(names)],
+            "processes": [self._row(p, usage.get(p.pid) if p.pid else None) for p in chosen],
         }
 
-    def _row(self, process: ManagedProcess) -> dict[str, Any]:
-        usage = self._sampler.sample(process.pid) if process.pid is not None else None
+    def _row(self, process: ManagedProcess, usage: TreeUsage | None) -> dict[str, Any]:
         returncode = process.last_returncode
         started = process.started_at
         alive = process.state in (

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 
 class ControlTarget(Protocol):
-    def status(self, names: Sequence[str]) -> dict[str, Any]:
+    async def status(self, names: Sequence[str]) -> dict[str, Any]:
         """{"supervisor": {...}, "processes": [{...}, ...]} as JSON-ready values.
         Raises UsageError for an unknown name."""
         ...

@@ -235,7 +235,7 @@ class ControlServer:
             case "info":
                 return dict(self._info)
             case "status":
-                return target.status(names_field(message, required=False))
+                return await target.status(names_field(message, required=False))
             case "start":
                 return {"processes": await target.start(names_field(message, required=True))}
             case "stop":

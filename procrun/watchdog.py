@@ -13,7 +13,7 @@ import structlog
 from procrun.clock import Clock, Timer
 from procrun.lifecycle import ProcessState
 from procrun.process import ManagedProcess
-from procrun.procinfo import TreeSampler
+from procrun.procinfo import TreeSampler, TreeUsage
 from procrun.settings import ProcessSettings
 
 log = structlog.get_logger()
@@ -61,41 +61,50 @@ class MemoryWatchdog:
     def _check(self) -> None:
         self._schedule()
         now = self._clock.now()
+        watched: list[tuple[ManagedProcess, int, int]] = []  # (process, pid, limit)
         for process in self._limited:
             limit = process.spec.settings.max_memory_bytes
             pid = process.pid
             if limit is None or pid is None or process.state is not ProcessState.RUNNING:
                 self._over_since.pop(process.name, None)
-                continue
-            usage = self._sampler.sample(pid) if self._sampler else None
-            log.debug(
-                "watchdog.sampled",
-                process=process.name,
-                rss_bytes=usage.rss_bytes if usage else None,
-                limit_bytes=limit,
+            else:
+                watched.append((process, pid, limit))
+        # One read of the process table for all of them, however many there are.
+        usages = self._sampler.sample_many([pid for _, pid, _ in watched]) if self._sampler else {}
+        for process, pid, limit in watched:
+            self._judge(process, pid, limit, usages.get(pid), now)
+
+    def _judge(
+        self, process: ManagedProcess, pid: int, limit: int, usage: TreeUsage | None, now: float
+    ) -> None:
+        log.debug(
+            "watchdog.sampled",
+            process=process.name,
+            rss_bytes=usage.rss_bytes if usage else None,
+            limit_bytes=limit,
+        )
+        if usage is None or usage.rss_bytes <= limit:
+            self._over_since.pop(process.name, None)
+            return
+        since_pid, since = self._over_since.setdefault(process.name, (pid, now))
+        if since_pid != pid:  # a new run of the process: start counting again
+            self._over_since[process.name] = (pid, now)
+            return
+        window = process.spec.settings.max_memory_for_seconds
+        if now - since >= window:
+            self._over_since.pop(process.name)
+            reason = (
+                f"memory: {_mb(usage.rss_bytes)} in {usage.processes} processes above "
+                f"max_memory {_mb(limit)} for {now - since:.1f} s"
             )
-            if usage is None or usage.rss_bytes <= limit:
-                self._over_since.pop(process.name, None)
-                continue
-            since_pid, since = self._over_since.setdefault(process.name, (pid, now))
-            if since_pid != pid:  # a new run of the process: start counting again
-                self._over_since[process.name] = (pid, now)
-                continue
-            window = process.spec.settings.max_memory_for_seconds
-            if now - since >= window:
-                self._over_since.pop(process.name)
-                reason = (
-                    f"memory: {_mb(usage.rss_bytes)} in {usage.processes} processes above "
-                    f"max_memory {_mb(limit)} for {now - since:.1f} s"
-                )
-                log.warning(
-                    "watchdog.restarting",
-                    process=process.name,
-                    rss_bytes=usage.rss_bytes,
-                    limit_bytes=limit,
-                    over_seconds=round(now - since, 1),
-                )
-                self._on_exceeded(process, reason)
+            log.warning(
+                "watchdog.restarting",
+                process=process.name,
+                rss_bytes=usage.rss_bytes,
+                limit_bytes=limit,
+                over_seconds=round(now - since, 1),
+            )
+            self._on_exceeded(process, reason)
 
 
 def _mb(size: int) -> str:

@@ -41,7 +41,7 @@ class FakeTarget:
             raise UsageError(f"unknown process {unknown[0]!r}")
         return list(names) or list(KNOWN)
 
-    def status(self, names: Sequence[str]) -> dict[str, Any]:
+    async def status(self, names: Sequence[str]) -> dict[str, Any]:
         self.calls.append(("status", list(names)))
         acted = self._check(names)
         return {
