@@ -1,5 +1,6 @@
 """What reaches procrun's stdout from real children writing through real pipes."""
 
+import fcntl
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from procrun.stdout import STDOUT_PIPE_BYTES
 from tests.harness import (
     Procrun,
     blocked_in_write,
@@ -185,3 +187,12 @@ def test_stdout_stays_blocking_for_whoever_shares_it(tmp_path: Path) -> None:
         os.close(write_end)
         procrun.signal(signal.SIGTERM)
         assert procrun.wait() == 0
+
+
+def test_procrun_enlarges_its_stdout_pipe(tmp_path: Path) -> None:
+    """A 1 MiB pipe lets the relay write in bigger batches than the default 64 KiB (issue 5)."""
+    with Procrun(tmp_path, f"quiet: {child(RECORDER)}\n") as procrun:
+        procrun.wait_for_line(r"process.running .*process=quiet.1")
+        assert procrun.proc.stdout is not None
+        size = fcntl.fcntl(procrun.proc.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+        assert size == STDOUT_PIPE_BYTES
