@@ -4,6 +4,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procrun.output import (
     CONTINUED_MARKER,
@@ -62,6 +64,36 @@ async def test_a_long_line_inside_one_big_chunk_is_split_too() -> None:
     assert len(lines) == 4
     assert lines[1].endswith(CONTINUED_MARKER)
     assert lines[2] == b"web.1    | b"
+
+
+LINE_LENGTHS = [
+    0,
+    1,
+    59,
+    MAX_LINE_BYTES - 1,
+    MAX_LINE_BYTES,
+    MAX_LINE_BYTES + 1,
+    2 * MAX_LINE_BYTES + 3,
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(LINE_LENGTHS), min_size=1, max_size=6))
+async def test_only_over_long_lines_are_split_in_a_big_chunk(lengths: list[int]) -> None:
+    """One chunk, as a read from a full pipe arrives: lines up to the bound pass whole, longer
+    ones are cut at the bound with the marker on every piece but the last."""
+    relay, sink = relay_with()
+    assembler = LineAssembler(relay, "web.1", "web", asyncio.get_running_loop())
+    lines = [bytes([ord("a") + i % 26]) * length for i, length in enumerate(lengths)]
+    assembler.feed(b"\n".join(lines) + b"\n")
+    assembler.close()
+    expected = []
+    for line in lines:
+        while len(line) > MAX_LINE_BYTES:
+            expected.append(line[:MAX_LINE_BYTES] + CONTINUED_MARKER)
+            line = line[MAX_LINE_BYTES:]
+        expected.append(line)
+    assert bytes(sink.data).split(b"\n")[:-1] == [b"web.1    | " + line for line in expected]
 
 
 async def test_a_split_never_cuts_a_utf8_character() -> None:
