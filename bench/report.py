@@ -20,16 +20,16 @@ DASH = "\N{EN DASH}"
 # Why procrun misses a target, from profiling it (py-spy in bench/.venv, `python -X importtime`,
 # strace); shown only for the targets that the run at hand missed.
 _RELAY_WHY = (
-    "strace shows procrun reading about 64 KiB per child wake-up and writing about 63 KiB per "
-    "write(2) to stdout: the pipes' default 64 KiB capacity sets the batch, and every batch "
-    "costs a read, a write, epoll calls and a pass through the event loop. py-spy: the loop is "
-    "busy about half of the window, split between reading (`_UnixReadPipeTransport."
-    "_read_ready`), writing (`_UnixWritePipeTransport.write` and `_write_ready`, about 40%) and "
-    "the relay's own work (`LineAssembler.feed`, `Relay.emit_lines`). In a trial, a 1 MiB "
-    "stdout pipe (F_SETPIPE_SZ) took procrun from 5.8 to 8.9 million lines/s, 72% of the "
-    "direct pipe's 12.3 million on a default pipe: procrun could enlarge its own stdout pipe "
-    "(procrun/stdout.py, `open_stdout_sink`; Linux allows up to 1 MiB unprivileged). Larger "
-    "child pipes alone did not help."
+    "every byte crosses the kernel twice more than through the direct pipe (child to procrun, "
+    "procrun to stdout) and is copied by the relay to add the prefixes, on 2 cores shared with "
+    "the 3 writers and the benchmark's reader. Fixed so far: procrun grows its stdout pipe to "
+    "1 MiB (procrun/stdout.py) and a read from a full pipe goes out whole instead of line by "
+    "line (procrun/output.py, `_has_over_long_line`): 37% -> about 50% for blocks. py-spy on a "
+    "10x longer run now: reads (`_UnixReadPipeTransport._read_ready`) 24%, epoll 20%, "
+    "prefixing (`Relay.emit_lines`) 12%, writes 11%: system calls, not Python. Child pipes of "
+    "256 KiB gave about 8% more in a trial, but every enlarged pipe counts against the user's "
+    "pipe quota (fs.pipe-user-pages-soft, 64 MiB), past which Linux gives new pipes one page: "
+    "procrun leaves them at the default."
 )
 
 WHY = {
@@ -51,22 +51,19 @@ WHY = {
         "machinery."
     ),
     "idle-rss": (
-        "procrun's main process is heavier than supervisord's, and it also runs its undertaker "
-        "(an awk process, procrun/undertaker.py: about 3.8 MiB RSS, of which 0.4 MiB private). "
-        "Measured per import on this machine: asyncio pulls in `ssl` (+4.5 MiB of OpenSSL that "
-        "procrun never uses; asyncio works without it), click +1.7, structlog +1.3, "
-        "python-dotenv +0.9 MiB. Keeping `ssl` out (`sys.modules['ssl'] = None` before asyncio "
-        "is imported, procrun/cli.py) and importing python-dotenv only when a .env file exists "
-        "(procrun/environ.py) would bring the main process under supervisord's."
+        "procrun's main process idles at about 21.6 MiB: the interpreter (~11), click, asyncio "
+        "and structlog; OpenSSL (asyncio's optional TLS, hashlib), python-dotenv without a .env "
+        "file, decimal and psutil are kept out (tests/test_footprint.py checks it). Its "
+        "undertaker is a /bin/sh script (procrun/undertaker.py): 1.6 MiB with dash, more where "
+        "/bin/sh is bash."
     ),
     "status": (
-        "the round trip for 3 processes is mostly the client's own start-up (interpreter, "
-        "click). With many processes the server side dominates (scenario 8): py-spy shows 94% "
-        "of the time in procrun/procinfo.py, `TreeSampler.sample`, where psutil's "
-        "`children(recursive=True)` reads every /proc/<pid>/stat on the machine once per "
-        "supervised process; it also runs on the event loop, which relays nothing meanwhile. "
-        "One /proc scan (a ppid map) per status request, and the sampling off the loop "
-        "(`asyncio.to_thread`), would fix both."
+        "the round trip for 3 processes is mostly the client's own start-up, not the request: "
+        "on this machine `python -c pass` takes about 13 ms, `import click` about 40 ms more "
+        "(inspect, enum, typing, uuid...), procrun's client modules about 10 ms, and the "
+        "supervisor answers in a few ms (its sampling of the trees runs off the event loop, "
+        "one /proc scan per request: procrun/procinfo.py). supervisorctl pays the same kind of "
+        "start-up and is slower in the same run; the figure follows the machine's speed."
     ),
 }
 
