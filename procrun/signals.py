@@ -226,10 +226,11 @@ def _has_exited(pid: int) -> bool:
     return info is not None and info.si_pid == pid
 
 
-def list_children() -> list[int]:
-    """Direct children of this process (Linux /proc; empty elsewhere, where nothing is adopted)."""
+def list_children(pid: int | None = None) -> list[int]:
+    """Direct children of `pid` (default: this process), from Linux /proc: empty elsewhere (where
+    nothing is adopted) and for a pid that is gone."""
     children: list[int] = []
-    for children_file in Path("/proc/self/task").glob("*/children"):
+    for children_file in Path(f"/proc/{pid or 'self'}/task").glob("*/children"):
         with contextlib.suppress(OSError):
             children.extend(int(pid) for pid in children_file.read_text().split())
     return children

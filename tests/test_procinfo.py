@@ -54,16 +54,23 @@ def trees() -> Iterator[list[Tree]]:
         tree.end()
 
 
+@pytest.fixture(params=[True, False], ids=["proc-children", "process-table-scan"])
+def sampler(request: pytest.FixtureRequest) -> TreeSampler:
+    """Both ways of finding a tree: /proc/<pid>/task/*/children (Linux) and one scan of the
+    process table (the portable fallback)."""
+    return TreeSampler(proc_children=request.param)
+
+
 def gone_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()  # reaped: the pid names no process (until the kernel reuses it)
     return proc.pid
 
 
-def test_one_call_samples_every_tree(trees: list[Tree]) -> None:
+def test_one_call_samples_every_tree(trees: list[Tree], sampler: TreeSampler) -> None:
     flat, deep, other = trees
     gone = gone_pid()
-    usage = TreeSampler().sample_many([flat.pid, deep.pid, gone, other.pid])
+    usage = sampler.sample_many([flat.pid, deep.pid, gone, other.pid])
     assert set(usage) == {flat.pid, deep.pid, gone, other.pid}
     assert usage[gone] is None
     counts = {pid: u.processes for pid, u in usage.items() if u is not None}
@@ -75,9 +82,10 @@ def test_one_call_samples_every_tree(trees: list[Tree]) -> None:
         assert tree_usage.cpu_percent >= 0.0
 
 
-def test_a_tree_is_followed_as_members_exit_and_the_root_goes(trees: list[Tree]) -> None:
+def test_a_tree_is_followed_as_members_exit_and_the_root_goes(
+    trees: list[Tree], sampler: TreeSampler
+) -> None:
     flat = trees[0]
-    sampler = TreeSampler()
     first = sampler.sample_many([flat.pid])[flat.pid]
     assert first is not None
     assert first.processes == 3
@@ -92,8 +100,7 @@ def test_a_tree_is_followed_as_members_exit_and_the_root_goes(trees: list[Tree])
     assert sampler.sample_many([]) == {}
 
 
-def test_concurrent_callers_each_get_whole_answers(trees: list[Tree]) -> None:
-    sampler = TreeSampler()
+def test_concurrent_callers_each_get_whole_answers(trees: list[Tree], sampler: TreeSampler) -> None:
     pids = [tree.pid for tree in trees]
 
     def counts(_: int) -> list[int | None]:
