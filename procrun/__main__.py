@@ -1,3 +1,3 @@
-from procrun.cli import main
+from procrun.entry import main
 
 main()

@@ -1,5 +1,6 @@
-"""The command line. The only module that exits the interpreter: every ProcrunError ends here as one
-line on stderr and its exit code, never a traceback."""
+"""The command line. With procrun/entry.py (which answers a plain `procrun status` without click),
+the only module that exits the interpreter: every ProcrunError ends here as one line on stderr and
+its exit code, never a traceback."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import click
 
 from procrun import __version__
 from procrun.clientcommands import COMMANDS, socket_option, start_running
-from procrun.errors import ProcrunError, UsageError
-from procrun.quoting import excerpt, one_line
+from procrun.errors import EXIT_INTERRUPTED, ProcrunError, UsageError, exit_with
+from procrun.quoting import excerpt
 
 if TYPE_CHECKING:
     from procrun.project import StartOptions
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 # Heavier modules (asyncio, structlog, the config parsers) are imported inside the commands that
 # need them: `procrun status` in a HEALTHCHECK runs every few seconds and must start fast.
 LOG_FORMATS = ("text", "json")
-
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -250,8 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         result = cli.main(args=argv, prog_name="procrun", standalone_mode=False)
     except ProcrunError as error:
-        click.echo(f"procrun: {one_line(str(error))}", err=True)
-        sys.exit(error.exit_code)
+        exit_with(error)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -6,15 +6,14 @@ heavy (no asyncio, no structlog, no psutil), so `procrun status` answers in a fe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from procrun.control import call, call_stream, find_socket
-from procrun.statusview import health_exit_code, render_status
+from procrun.client import ask, show_status
+from procrun.control import call_stream, find_socket
 
 socket_option = click.option(
     "--socket",
@@ -36,13 +35,6 @@ def client_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return socket_option(root_option(function))
 
 
-def ask(
-    socket: str | None, root: Path | None, payload: dict[str, Any], timeout: float | None
-) -> Any:
-    path = find_socket(socket, project_dir=(root or Path.cwd()).resolve())
-    return call(path, payload, timeout=timeout)
-
-
 @click.command()
 @client_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -53,13 +45,7 @@ def status(socket: str | None, root: Path | None, as_json: bool, names: tuple[st
     Exit code 0 when every long-running process is RUNNING (one-shots that exited 0 count as
     fine), 3 when any is not, 4 when no supervisor answers: fit for a Docker HEALTHCHECK.
     """
-    result = ask(socket, root, {"verb": "status", "names": list(names)}, timeout=5.0)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        for line in render_status(result):
-            click.echo(line)
-    return health_exit_code(result)
+    return show_status(socket, root, as_json, names)
 
 
 def _acting(verb: str, past: str, help_text: str) -> click.Command:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,42 @@ def test_status_table_json_and_health_exit_codes(
     unhealthy = procrun("status", cwd=tmp_path, socket=socket_path)
     assert unhealthy.returncode == 3
     assert "stopped on request" in unhealthy.stdout
+
+
+def _essentials(status: dict[str, Any]) -> list[tuple[str, str, int | None]]:
+    return [(p["name"], p["state"], p["pid"]) for p in status["processes"]]
+
+
+def test_plain_status_skips_click_and_answers_as_the_click_command_does(
+    running: Procrun, tmp_path: Path, socket_path: Path
+) -> None:
+    """`procrun status [--json] [NAMES]` (a HEALTHCHECK) is answered without click
+    (procrun/entry.py); with any other option (here --socket) click parses the same command."""
+    environment = {**os.environ, "PROCRUN_SOCKET": str(socket_path)}
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "procrun", "status"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert traced.returncode == 0, traced.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+    assert "procrun.control" in imported
+    assert "click" not in imported
+
+    via_click = ("--socket", str(socket_path))
+    for args in (("status", "--json"), ("status", "--json", "worker", "once")):
+        plain = procrun(*args, cwd=tmp_path, socket=socket_path)
+        parsed = procrun(*args, *via_click, cwd=tmp_path, socket=socket_path)
+        assert plain.returncode == parsed.returncode == 0
+        assert _essentials(json.loads(plain.stdout)) == _essentials(json.loads(parsed.stdout))
+    plain = procrun("status", "nope", cwd=tmp_path, socket=socket_path)
+    parsed = procrun("status", "nope", *via_click, cwd=tmp_path, socket=socket_path)
+    assert (plain.returncode, plain.stderr) == (parsed.returncode, parsed.stderr)
+    assert plain.returncode == 1
+    assert plain.stderr.startswith('procrun: unknown process "nope"')
 
 
 def test_stop_start_restart_signal_and_logs_reach_the_children(

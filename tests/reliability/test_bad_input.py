@@ -1,6 +1,6 @@
 """Bad input through the command line: never a traceback, one clear line, a documented exit code
 (issue 6). The parsers' own property tests live beside them (test_procfile.py, test_config.py,
-test_environ.py); this drives `procrun.cli.main` as a user does, with generated argv and files."""
+test_environ.py); this drives `procrun.entry.main` as a user does, with generated argv and files."""
 
 import contextlib
 import io
@@ -18,14 +18,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from procrun.cli import main
+from procrun.entry import main
 from tests.fakecontrol import short_temp_dir
 from tests.harness import Procrun, child
 
 RECORDER = Path(__file__).parent.parent / "children" / "recorder.py"
 CHECK_EXIT_CODES = (0, 1, 2)  # README, Exit codes: 2 is bad input
 
-# --- in process: procrun.cli.main ---------------------------------------------------------------
+# --- in process: procrun.entry.main --------------------------------------------------------------
 
 
 def run_main(argv: Sequence[str]) -> tuple[int, str, str]:
