@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from procrun.loghistory import LogHistory
+from procrun.pipesize import grow_pipe
 from procrun.stdout import Sink
 
 MAX_LINE_BYTES = 64 * 1024
+# Child pipes grow to 256 KiB while fewer than 32 are relayed: at most 8 MiB of kernel memory in
+# all (procrun/pipesize.py); a larger formation keeps the default for the rest.
+CHILD_PIPE_BYTES = 256 * 1024
+MAX_GROWN_CHILD_PIPES = 32
 PARTIAL_LINE_FLUSH_SECONDS = 0.25
 CONTINUED_MARKER = b" [procrun: line continues]"
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
@@ -59,6 +64,7 @@ class Relay:
         self._colours: dict[str, int] = {}
         self._prefixes: dict[str, bytes] = {}
         self._readers: dict[asyncio.ReadTransport, LineAssembler] = {}
+        self._pausing: asyncio.Handle | None = None
         self._no_readers = asyncio.Event()
         self._no_readers.set()
         sink.on_pause = self._pause_readers
@@ -125,6 +131,8 @@ class Relay:
     async def attach(self, name: str, kind: str, fd: int, done: asyncio.Future[None]) -> None:
         """Relay the pipe `fd` (read end, owned from now on); `done` completes at EOF."""
         loop = asyncio.get_running_loop()
+        if len(self._readers) < MAX_GROWN_CHILD_PIPES:
+            grow_pipe(fd, CHILD_PIPE_BYTES)
         assembler = LineAssembler(self, name, kind, loop)
         pipe = os.fdopen(fd, "rb", buffering=0)
         transport, _ = await loop.connect_read_pipe(
@@ -167,9 +175,19 @@ class Relay:
         drained.add_done_callback(lambda _: fire())
 
     def _pause_readers(self) -> None:
+        # At the end of this pass of the event loop, not at once: every pipe already found
+        # readable in this pass keeps its read. Pausing at once would skip them whenever the
+        # first reader's batch refills stdout, and a flooding process would starve a quiet one.
+        # The price: stdout's buffer may pass the high-water mark by one read per ready pipe.
         self.paused = True
-        for reader in self._readers:
-            reader.pause_reading()
+        if self._pausing is None:
+            self._pausing = asyncio.get_running_loop().call_soon(self._pause_now)
+
+    def _pause_now(self) -> None:
+        self._pausing = None
+        if self.paused:
+            for reader in self._readers:
+                reader.pause_reading()
 
     def _resume_readers(self) -> None:
         self.paused = False

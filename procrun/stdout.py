@@ -11,15 +11,14 @@ writes: a terminal never stays blocked for long, and a shared one must not turn 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import stat
 from collections.abc import Callable
 
+from procrun.pipesize import grow_pipe
+
 STDOUT_HIGH_WATER_BYTES = 256 * 1024
-# Linux's default 64 KiB pipe makes the relay write in 64 KiB batches, each a pass through the event
-# loop; 1 MiB (the unprivileged maximum, /proc/sys/fs/pipe-max-size) lets it catch up in a quarter
-# of the passes when children write in big blocks. Kernel memory, for one pipe.
+# The unprivileged maximum (fs.pipe-max-size): procrun's one output pipe (see procrun/pipesize.py).
 STDOUT_PIPE_BYTES = 1024 * 1024
 
 
@@ -125,22 +124,8 @@ async def open_stdout_sink(fd: int = 1) -> Sink:
             private = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return BlockingSink(fd)
-        _enlarge_pipe(private)
+        grow_pipe(private, STDOUT_PIPE_BYTES)
         sink = PipeSink(private)
         await sink.open()
         return sink
     return BlockingSink(fd)
-
-
-def _enlarge_pipe(fd: int) -> None:
-    """Grow the pipe to STDOUT_PIPE_BYTES, never shrink it; a refusal (a lower pipe-max-size, the
-    user's pipe quota, no F_SETPIPE_SZ outside Linux) leaves it as it is."""
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    get_size = getattr(fcntl, "F_GETPIPE_SZ", None)
-    if set_size is None or get_size is None:
-        return
-    try:
-        if fcntl.fcntl(fd, get_size) < STDOUT_PIPE_BYTES:
-            fcntl.fcntl(fd, set_size, STDOUT_PIPE_BYTES)
-    except OSError:
-        pass

@@ -85,6 +85,17 @@ def test_stdout_going_away_stops_everything_cleanly(tmp_path: Path) -> None:
     assert code == 0, procrun.stderr
 
 
+def test_a_quiet_process_gets_its_line_through_a_flood(tmp_path: Path) -> None:
+    """`yes` refills stdout faster than it drains; the quiet process's one line must still come
+    through (readers ready in the same pass of the loop keep their read when stdout fills)."""
+    procfile = "flood: yes flood\nquiet: echo QUIET-LINE; exec sleep 600\n"
+    with Procrun(tmp_path, procfile) as procrun:
+        procrun.wait_for_line(r"^quiet\.1 +\| QUIET-LINE$")
+        procrun.signal(signal.SIGTERM)
+        procrun.rest()
+        assert procrun.wait() == 0
+
+
 def test_json_output_for_log_drains(tmp_path: Path) -> None:
     script = tmp_path / "hello.py"
     script.write_text("print('hello')\n")
@@ -155,7 +166,7 @@ def test_a_slow_reader_still_gets_the_last_lines(tmp_path: Path) -> None:
     script = tmp_path / "talker.py"
     script.write_text(
         "import sys\n"
-        "for n in range(20000):\n"
+        "for n in range(100000):\n"  # 6 MB: more than the pipes and procrun's buffer hold
         "    sys.stdout.write(f'line {n:05d} ' + 'y' * 50 + '\\n')\n"
         "print('LAST LINE')\n"
     )
@@ -168,7 +179,7 @@ def test_a_slow_reader_still_gets_the_last_lines(tmp_path: Path) -> None:
         with os.fdopen(read_end, "rb") as stdout:
             lines = [line for line in stdout if line.startswith(b"talker.1")]
         assert procrun.wait() == 0
-    assert len(lines) == 20001
+    assert len(lines) == 100001
     assert lines[-1].endswith(b"| LAST LINE\n")
 
 

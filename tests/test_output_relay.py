@@ -1,20 +1,25 @@
 """The line relay as a unit: chunks in, whole prefixed lines out."""
 
 import asyncio
+import fcntl
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procrun.output import (
+    CHILD_PIPE_BYTES,
     CONTINUED_MARKER,
+    MAX_GROWN_CHILD_PIPES,
     MAX_LINE_BYTES,
     LineAssembler,
     OutputStyle,
     Relay,
     use_colour,
 )
+from tests.harness import DEADLINE_SECONDS
 from tests.sinks import CollectingSink
 
 
@@ -162,3 +167,21 @@ async def test_the_drain_guard_gives_up_on_a_pipe_held_open() -> None:
     fired = asyncio.Event()
     relay.after_drain(never_drained, 0.05, fired.set)
     await asyncio.wait_for(fired.wait(), 5)
+
+
+async def test_child_pipes_grow_while_few_are_relayed() -> None:
+    """Up to MAX_GROWN_CHILD_PIPES pipes at a time get CHILD_PIPE_BYTES (fewer, bigger batches);
+    past that, pipes keep the default, so procrun's share of the user's pipe quota stays small."""
+    relay, _ = relay_with()
+    pipes = [os.pipe() for _ in range(MAX_GROWN_CHILD_PIPES + 1)]
+    done = [asyncio.get_running_loop().create_future() for _ in pipes]
+    try:
+        for (read_end, _), finished in zip(pipes, done, strict=True):
+            await relay.attach("web.1", "web", read_end, finished)
+        sizes = [fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) for _, write_end in pipes]
+        assert sizes[:-1] == [CHILD_PIPE_BYTES] * MAX_GROWN_CHILD_PIPES
+        assert sizes[-1] < CHILD_PIPE_BYTES
+    finally:
+        for _, write_end in pipes:
+            os.close(write_end)  # EOF: the relay closes the read ends
+        await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
