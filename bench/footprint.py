@@ -148,12 +148,7 @@ def _count_lines(tool: Tool, data: bytes, expected: int) -> tuple[int, int]:
     """Lost and garbled lines of the scale formation (3 per process)."""
     seen: set[tuple[bytes, bytes]] = set()
     garbled = 0
-    for raw in data.split(b"\n"):
-        if not raw:
-            continue
-        line = lines.parse(tool, raw)
-        if line is lines.OWN:
-            continue
+    for _, line in lines.child_lines(tool, data):
         match = _SCALE_BODY.fullmatch(line.body)
         if match is None:
             garbled += 1

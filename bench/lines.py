@@ -9,6 +9,7 @@ pipe add nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.tools import HONCHO, PROCRUN, SUPERVISORD, Tool
@@ -42,3 +43,10 @@ def parse(tool: Tool, line: bytes) -> Line:
         return UNPREFIXED
     name = match.group(1)
     return OWN if name in _OWN_NAMES else Line(name, line[match.end() :])
+
+
+def child_lines(tool: Tool, data: bytes) -> Iterator[tuple[bytes, Line]]:
+    """Each non-empty line of `data` as written and as parsed, the tool's own lines left out."""
+    for raw in data.split(b"\n"):
+        if raw and (line := parse(tool, raw)) is not OWN:
+            yield raw, line

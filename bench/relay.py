@@ -42,12 +42,7 @@ def tally(tool: Tool, data: bytes, per_child: int) -> Tally:
     duplicates = garbled = 0
     example = None
     children = {c.encode() for c in CHILDREN}
-    for raw in data.split(b"\n"):
-        if not raw:
-            continue
-        line = lines.parse(tool, raw)
-        if line is lines.OWN:
-            continue
+    for raw, line in lines.child_lines(tool, data):
         body, child = line.body, line.body[:2]
         whole = (
             len(body) == 59
