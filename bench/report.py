@@ -22,14 +22,13 @@ DASH = "\N{EN DASH}"
 _RELAY_WHY = (
     "every byte crosses the kernel twice more than through the direct pipe (child to procrun, "
     "procrun to stdout) and is copied by the relay to add the prefixes, on 2 cores shared with "
-    "the 3 writers and the benchmark's reader. Fixed so far: procrun grows its stdout pipe to "
-    "1 MiB (procrun/stdout.py) and a read from a full pipe goes out whole instead of line by "
-    "line (procrun/output.py, `_has_over_long_line`): 37% -> about 50% for blocks. py-spy on a "
-    "10x longer run now: reads (`_UnixReadPipeTransport._read_ready`) 24%, epoll 20%, "
-    "prefixing (`Relay.emit_lines`) 12%, writes 11%: system calls, not Python. Child pipes of "
-    "256 KiB gave about 8% more in a trial, but every enlarged pipe counts against the user's "
-    "pipe quota (fs.pipe-user-pages-soft, 64 MiB), past which Linux gives new pipes one page: "
-    "procrun leaves them at the default."
+    "the 3 writers and the benchmark's reader. Fixed so far: a read from a full pipe goes out "
+    "whole instead of line by line (procrun/output.py, `_has_over_long_line`), procrun's "
+    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/pipesize.py): "
+    "37% -> about 50-60% for blocks. py-spy on a 10x longer run: reads "
+    "(`_UnixReadPipeTransport._read_ready`) 24%, epoll 20%, prefixing (`Relay.emit_lines`) "
+    "12%, writes 11%: system calls, not Python. The direct pipe's own figure swings by a "
+    "third between repetitions here, so the verdict can flip between runs."
 )
 
 WHY = {
