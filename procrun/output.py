@@ -235,7 +235,8 @@ class LineAssembler:
         if cut < 0:
             self._tail += chunk
         else:
-            block = self._tail + chunk[:cut] if self._tail else chunk[:cut]
+            # One copy, not two, when a partial line is carried over (block writes end mid-line).
+            block = b"".join((self._tail, memoryview(chunk)[:cut])) if self._tail else chunk[:cut]
             self._tail = chunk[cut + 1 :]
             self._emit_complete(block)
         while len(self._tail) > MAX_LINE_BYTES:
