@@ -89,10 +89,6 @@ class TreeSampler:
                     del self._trees[root]
             return usage
 
-    def forget(self, pid: int) -> None:
-        with self._lock:
-            self._trees.pop(pid, None)
-
     def _sample_tree(self, psutil: Any, children: ChildLister, pid: int) -> TreeUsage | None:
         known = self._trees.get(pid, {})
         rss = 0

@@ -41,7 +41,7 @@ class MemoryWatchdog:
         self._interval = sample_interval([p.spec.settings for p in processes])
         self._clock = clock
         self._on_exceeded = on_exceeded
-        self._sampler = TreeSampler() if self._limited else None
+        self._sampler = TreeSampler()  # imports psutil only on a first sample
         self._over_since: dict[str, tuple[int, float]] = {}  # name -> (pid, since)
         self._timer: Timer | None = None
 
@@ -70,7 +70,7 @@ class MemoryWatchdog:
             else:
                 watched.append((process, pid, limit))
         # One read of the process table for all of them, however many there are.
-        usages = self._sampler.sample_many([pid for _, pid, _ in watched]) if self._sampler else {}
+        usages = self._sampler.sample_many([pid for _, pid, _ in watched])
         for process, pid, limit in watched:
             self._judge(process, pid, limit, usages.get(pid), now)
 
