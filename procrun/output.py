@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from procrun.heap import keep_heap_for_bursts
 from procrun.loghistory import LogHistory
 from procrun.pipesize import grow_pipe
 from procrun.stdout import Sink
@@ -27,6 +28,8 @@ MAX_LINE_BYTES = 64 * 1024
 # all (procrun/pipesize.py); a larger formation keeps the default for the rest.
 CHILD_PIPE_BYTES = 256 * 1024
 MAX_GROWN_CHILD_PIPES = 32
+# A read larger than a default pipe holds: a child is flooding (procrun/heap.py).
+BURST_READ_BYTES = 64 * 1024
 PARTIAL_LINE_FLUSH_SECONDS = 0.25
 CONTINUED_MARKER = b" [procrun: line continues]"
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
@@ -333,6 +336,8 @@ class _ChildOutputProtocol(asyncio.Protocol):
             self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if len(data) > BURST_READ_BYTES:
+            keep_heap_for_bursts()
         self._assembler.feed(data)
 
     def eof_received(self) -> bool:

@@ -185,3 +185,28 @@ async def test_child_pipes_grow_while_few_are_relayed() -> None:
         for _, write_end in pipes:
             os.close(write_end)  # EOF: the relay closes the read ends
         await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
+
+
+async def test_a_burst_keeps_the_heap_and_ordinary_output_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read larger than a default pipe (a child flooding) turns on procrun/heap.py's
+    thresholds; ordinary output leaves glibc's defaults alone. Each write lands in the pipe
+    before the loop reads it, so each is one read."""
+    calls: list[None] = []
+    monkeypatch.setattr("procrun.output.keep_heap_for_bursts", lambda: calls.append(None))
+    relay, sink = relay_with()
+    read_end, write_end = os.pipe()
+    done = asyncio.get_running_loop().create_future()
+    await relay.attach("web.1", "web", read_end, done)
+    try:
+        os.write(write_end, b"one line\n" * 100 + b"small done\n")
+        await sink.wait_for(r"small done\n", DEADLINE_SECONDS)
+        assert calls == []
+        burst = (b"x" * 59 + b"\n") * 3000 + b"burst done\n"  # 180 KB: fits the grown pipe
+        assert os.write(write_end, burst) == len(burst)
+        await sink.wait_for(r"burst done\n", DEADLINE_SECONDS)
+        assert calls == [None]
+    finally:
+        os.close(write_end)
+        await asyncio.wait_for(done, DEADLINE_SECONDS)
