@@ -23,12 +23,14 @@ _RELAY_WHY = (
     "every byte crosses the kernel twice more than through the direct pipe (child to procrun, "
     "procrun to stdout) and is copied by the relay to add the prefixes, on 2 cores shared with "
     "the 3 writers and the benchmark's reader. Fixed so far: a read from a full pipe goes out "
-    "whole instead of line by line (procrun/output.py, `_has_over_long_line`), procrun's "
-    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/pipesize.py): "
-    "37% -> about 50-60% for blocks. py-spy on a 10x longer run: reads "
-    "(`_UnixReadPipeTransport._read_ready`) 24%, epoll 20%, prefixing (`Relay.emit_lines`) "
-    "12%, writes 11%: system calls, not Python. The direct pipe's own figure swings by a "
-    "third between repetitions here, so the verdict can flip between runs."
+    "whole instead of line by line (procrun/output.py, `_has_over_long_line`); procrun's "
+    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/pipesize.py); "
+    "through a burst glibc keeps its heap instead of faulting it in again on every pass "
+    "(procrun/heap.py: 16,000 -> 1,000 page faults, procrun's CPU halved). perf on a 5x "
+    "longer run after those: memchr and memmove (finding newlines, copying with the "
+    "prefixes) about 40% of procrun's CPU, the rest kernel pipe work and scheduling; the "
+    "benchmark's reader then uses more CPU than procrun. The direct pipe's own figure swings "
+    "by a third between repetitions here, so the verdict can flip between runs."
 )
 
 WHY = {
