@@ -13,6 +13,7 @@ TRIM_THRESHOLD_BYTES of free heap may stay resident after a burst.
 
 from __future__ import annotations
 
+import functools
 import os
 
 # Glibc's mallopt parameters (malloc.h).
@@ -23,14 +24,11 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
 
-_kept = False
 
-
+# Cached: the first burst decides, later bursts (and non-glibc systems) pay nothing.
+@functools.cache
 def keep_heap_for_bursts() -> bool:
     """Apply the thresholds (once per process); whether they are in force."""
-    global _kept
-    if _kept:
-        return True
     if not _is_glibc():
         return False
     import ctypes
@@ -40,10 +38,9 @@ def keep_heap_for_bursts() -> bool:
     except (OSError, AttributeError):
         return False
     # mallopt returns 1 on success, 0 on error.
-    _kept = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     )
-    return _kept
 
 
 def _is_glibc() -> bool:
