@@ -23,10 +23,10 @@ _RELAY_WHY = (
     "every byte crosses the kernel twice more than through the direct pipe (child to procrun, "
     "procrun to stdout) and is copied by the relay to add the prefixes, on 2 cores shared with "
     "the 3 writers and the benchmark's reader. Fixed so far: a read from a full pipe goes out "
-    "whole instead of line by line (procrun/output.py, `_has_over_long_line`); procrun's "
-    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/pipesize.py); "
+    "whole instead of line by line (procrun/output/relay.py, `_has_over_long_line`); procrun's "
+    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/output/pipesize.py); "
     "through a burst glibc keeps its heap instead of faulting it in again on every pass "
-    "(procrun/heap.py: 16,000 -> 1,000 page faults, procrun's CPU halved). perf on a 5x "
+    "(procrun/output/heap.py: 16,000 -> 1,000 page faults, procrun's CPU halved). perf on a 5x "
     "longer run after those: memchr and memmove (finding newlines, copying with the "
     "prefixes) about 40% of procrun's CPU, the rest kernel pipe work and scheduling; the "
     "benchmark's reader then uses more CPU than procrun. The direct pipe's own figure swings "
@@ -40,7 +40,7 @@ WHY = {
         "compare the arrival of procrun's `procrun.exited` line with its exit. Up to commit "
         "45948ae the gap was the interpreter's teardown after `asyncio.run()` returned (py-spy "
         "`--native`: `gc_collect_main` and deallocations, about 25 ms); procrun now ends "
-        "`start` with `os._exit()` (procrun/cli.py, `main`), so a miss has another cause."
+        "`start` with `os._exit()` (procrun/cli/main.py, `main`), so a miss has another cause."
     ),
     "grace": (
         "the SIGKILL at the deadline comes from procrun's stop plan (procrun/process.py, "
@@ -60,7 +60,7 @@ WHY = {
     ),
     "status": (
         "the round trip for 3 processes is mostly the client's start-up, not the request. A "
-        "plain `procrun status` no longer imports click (procrun/entry.py; 84 -> 48 ms by hand "
+        "plain `procrun status` no longer imports click (procrun/cli/entry.py; 84 -> 48 ms by hand "
         "on this machine, where `python -c pass` takes 13 ms); what is left is the interpreter, "
         "the socket, json and pathlib imports, and on the supervisor's side the first request's "
         "import of psutil (about 20 ms, once; later requests take 2-3 ms: one /proc walk per "

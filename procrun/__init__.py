@@ -1,3 +1,68 @@
-"""procrun: run a Procfile in a container, the way PID 1 should."""
+"""procrun: run a Procfile in a container, the way PID 1 should.
+
+Data flows one way: project -> supervisor <-> process -> output, with signals, the reaper and
+control at the edges and cli on top. A layer imports only the layers below it
+(tests/test_layout.py checks it, and that there is no import cycle).
+
+Module map, one line a module:
+
+  The core's vocabulary (imported by every layer)
+  errors.py               ProcrunError and its kinds, every EXIT_* code, the one error funnel
+  quoting.py              how user input is quoted inside an error message
+  settings.py             ProcessSettings and ProcessSpec: what the parsers produce, the core reads
+  clock.py                time as an injected dependency (the loop's clock, a fake one in tests)
+  lifecycle.py            process states, the transition table, pure restart and stop decisions
+  events.py               the typed messages on the supervisor's one queue
+
+  The core
+  supervisor.py           owns the processes and the queue; decides restarts, shutdown, exit code
+  process.py              ManagedProcess: one child, its state, its group, its stop sequence
+  signals.py              receiving and delivering signals, the child's side of spawning
+  reaper.py               collecting every exit: owned children by pid, adopted orphans
+  undertaker.py           kills what a SIGKILLed procrun would leave behind
+  watchdog.py             restarts a process whose tree stays above max_memory
+  procinfo.py             process-tree RSS and CPU (the one module that imports psutil)
+
+  project/: disk -> formation
+  project/procfile.py     Procfile text -> entries, with file:line errors
+  project/environ.py      .env files -> variables, and their precedence under the real environment
+  project/tomlfile.py     reading TOML so that every later error can name a line
+  project/textfile.py     reading a UTF-8 file, with the one set of read and decode errors
+  project/values.py       durations, sizes and signal names as people write them
+  project/config.py       procrun.toml or [tool.procrun] -> Config -> each type's settings
+  project/celery_worker.py  recognising a Celery worker from its command
+  project/shell.py        how a command runs: /bin/sh, with exec where the program can lead
+  project/formation.py    entries + settings + counts -> the ProcessSpecs to run
+  project/platforms.py    where procrun runs, that platform's SIGKILL deadline, the warnings
+  project/loader.py       ProjectOptions -> Project: everything above, in order
+
+  output/: what the user sees
+  output/relay.py         the one owner of stdout: child lines and procrun's events, prefixed
+  output/lines.py         cutting a child's byte stream into whole lines, bounded
+  output/sink.py          procrun's stdout: an async pipe or blocking writes
+  output/history.py       recent lines per process, and live followers, for `procrun logs`
+  output/eventlog.py      procrun's own structlog events, rendered into the relay
+  output/pipesize.py      growing a pipe's capacity within the user's quota
+  output/heap.py          keeping glibc's heap through a log burst
+
+  control/: the control socket
+  control/protocol.py     the wire protocol: verbs, limits, encode/decode, typed results
+  control/paths.py        where sockets live, one per project, in a private directory
+  control/listener.py     binding the socket file: stale ones replaced, live ones never taken
+  control/requests.py     checking a request off the wire before anything acts on it
+  control/server.py       the server `procrun start` runs: peer check, one task a connection
+  control/target.py       what a request may do (ControlTarget), and the supervisor's side of it
+  control/client.py       finding a supervisor and asking it, for the short-lived commands
+
+  cli/: the command line
+  cli/entry.py            the `procrun` entry point; a plain `status` answered without click
+  cli/main.py             the click group, `start` and `check`, the error funnel's end
+  cli/remote.py           the click commands that talk to a running supervisor
+  cli/client.py           asking a supervisor and printing its status, free of click
+  cli/statusview.py       `procrun status` as a table, and the health exit code
+  cli/runner.py           `procrun start`: signal handlers, project, stdout, supervisor, socket
+
+  __main__.py             `python -m procrun`
+"""
 
 __version__ = "0.1.0"

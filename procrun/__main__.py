@@ -1,3 +1,3 @@
-from procrun.entry import main
+from procrun.cli.entry import main
 
 main()

@@ -1,4 +1,8 @@
-"""procrun's own exceptions: one funnel, caught once in the CLI, turned into a line and a code."""
+"""procrun's own exceptions and every exit code it uses: one funnel, caught once in the CLI,
+turned into a line and a code.
+
+Exit codes of `procrun start` beyond these are a child's own (see the README's table): the status
+of the process whose exit stopped procrun, or 128+N for a signal."""
 
 from __future__ import annotations
 
@@ -7,14 +11,24 @@ from typing import NoReturn
 
 from procrun.quoting import one_line
 
+EXIT_OK = 0
+EXIT_FAILURE = 1
+"""A ProcrunError without a code of its own; also the exit of a stop in which a kill was denied."""
+EXIT_STOP_DENIED = EXIT_FAILURE
 EXIT_USAGE = 2
-"""Exit code for bad input: a Procfile, procrun.toml, .env or command line procrun cannot use."""
+"""Bad input: a Procfile, procrun.toml, .env or command line procrun cannot use."""
+EXIT_UNHEALTHY = 3
+"""`procrun status`: something is not running, as `supervisorctl status` and LSB `status` say."""
+EXIT_NO_SUPERVISOR = 4
+"""A client command found no supervisor to talk to."""
+EXIT_INTERRUPTED = 130
+"""A Ctrl-C before procrun has installed its own signal handlers."""
 
 
 class ProcrunError(Exception):
     """An error procrun reports as one line, without a traceback."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_FAILURE
 
 
 class ConfigError(ProcrunError):
@@ -27,10 +41,6 @@ class UsageError(ProcrunError):
     """Bad input on the command line (unknown process name, bad -c value, ...)."""
 
     exit_code = EXIT_USAGE
-
-
-EXIT_INTERRUPTED = 130
-"""Exit code for a Ctrl-C before procrun has installed its own signal handlers."""
 
 
 def exit_with(error: ProcrunError) -> NoReturn:

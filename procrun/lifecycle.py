@@ -18,6 +18,7 @@ class ProcessState(enum.StrEnum):
     STOPPED = "STOPPED"  # not running, because it was asked to stop or has not started
     STARTING = "STARTING"  # spawned, not yet up for min_uptime
     RUNNING = "RUNNING"
+    DRAINING = "DRAINING"  # exited on its own; its last output is still being relayed
     BACKOFF = "BACKOFF"  # exited unexpectedly; a restart is scheduled
     STOPPING = "STOPPING"  # its stop sequence is under way
     EXITED = "EXITED"  # finished on its own and is not restarted (one-shot, on-failure with 0)
@@ -27,16 +28,13 @@ class ProcessState(enum.StrEnum):
 TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     ProcessState.STOPPED: frozenset({ProcessState.STARTING}),
     ProcessState.STARTING: frozenset(
-        {
-            ProcessState.RUNNING,
-            ProcessState.STOPPING,
-            ProcessState.BACKOFF,
-            ProcessState.EXITED,
-            ProcessState.FATAL,
-        }
+        {ProcessState.RUNNING, ProcessState.STOPPING, ProcessState.DRAINING}
     ),
-    ProcessState.RUNNING: frozenset(
-        {ProcessState.STOPPING, ProcessState.BACKOFF, ProcessState.EXITED, ProcessState.FATAL}
+    ProcessState.RUNNING: frozenset({ProcessState.STOPPING, ProcessState.DRAINING}),
+    # Every exit the supervisor did not ask for passes here, so the decision (restart, finish,
+    # give up) is made once the last line is out; a stop request meanwhile has nothing to signal.
+    ProcessState.DRAINING: frozenset(
+        {ProcessState.BACKOFF, ProcessState.EXITED, ProcessState.FATAL, ProcessState.STOPPING}
     ),
     ProcessState.BACKOFF: frozenset({ProcessState.STARTING, ProcessState.STOPPED}),
     ProcessState.STOPPING: frozenset({ProcessState.STOPPED}),
@@ -45,7 +43,7 @@ TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
 }
 
 ALIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING})
-"""States in which a child process exists."""
+"""States in which a child runs or is being stopped (STOPPING lasts until its output is drained)."""
 
 SETTLED_STATES = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 """States in which nothing is running or scheduled."""

@@ -1,95 +1,69 @@
 """ManagedProcess: one child, its process group, its state, and its stop sequence.
 
 It spawns and signals; it does not decide. Exits are reported to the supervisor, which chooses
-between restart, finish and give-up using the pure rules in lifecycle.py.
+between restart, finish and give-up using the pure rules in lifecycle.py and tells the process
+through the methods below. Every change of state, and of what goes with it (the reason shown by
+`status`, the restart count, the failure history), is made here, in one method each; others
+read the state and a frozen RunRecord.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import os
-import re
-import shlex
 import signal
 import subprocess
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
 from procrun import signals
 from procrun.clock import Clock, Timer, wait_until
+from procrun.events import ProcessExited, ProcessStarted
 from procrun.lifecycle import (
+    ALIVE_STATES,
     ProcessState,
     StopStep,
     Target,
     check_transition,
+    recent_failures,
     stop_plan,
 )
-from procrun.output import Relay
+from procrun.output.relay import Relay
+from procrun.reaper import Reaper
 from procrun.settings import ProcessSpec
 
 log = structlog.get_logger()
 
-SHELL = "/bin/sh"
 OUTPUT_DRAIN_SECONDS = 1.0
 """How long an exit waits for the rest of the child's output (a daemonised grandchild in another
 session may hold the pipe open for ever)."""
 KILL_RETRY_MAX_SECONDS = 5.0
 SPAWN_FAILED_RETURNCODE = 127  # what a shell reports for a command it cannot run
 
-_SHELL_OPERATORS = frozenset({";", "&&", "||", "|", "&", "(", ")", ";;", "|&", "\n"})
-_SHELL_KEYWORDS = frozenset(
-    {"if", "while", "until", "for", "case", "{", "!", "function", "select", "[[", "coproc"}
-)
-_LEADING_ASSIGNMENTS = re.compile(
-    r"""\s*(?:[A-Za-z_][A-Za-z0-9_]*=(?:'[^']*'|"(?:\\.|[^"\\])*"|\\.|[^\s'"\\])*\s+)*"""
-)
 
+class StopOutcome(enum.Enum):
+    """What a stop had to do beyond its stop signal, for procrun's own exit code."""
 
-def shell_argv(command: str) -> list[str]:
-    """Run `command` through /bin/sh, with `exec` so the program itself leads the process group.
-
-    Without exec the shell would be the leader: it would receive the stop signal and die, leaving
-    the real program to the SIGKILL at the deadline. Compound commands (`a && b`, pipelines, `;`,
-    `&`, control structures) cannot be exec'd as a whole; they run under the shell, which then gets
-    the stop signal. Leading `VAR=value` assignments stay in front of exec, where sh keeps them.
-    """
-    if _is_compound(command):
-        return [SHELL, "-c", command]
-    assignments = _LEADING_ASSIGNMENTS.match(command)
-    split = assignments.end() if assignments else 0
-    return [SHELL, "-c", f"{command[:split]}exec {command[split:]}"]
-
-
-def _is_compound(command: str) -> bool:
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        tokens = list(lexer)
-    except ValueError:  # unbalanced quotes: let the shell report it
-        return True
-    words = [t for t in tokens if not _LEADING_ASSIGNMENTS.fullmatch(t + " ")]
-    if not words or words[0] in _SHELL_KEYWORDS or words[0] == "exec":
-        return True
-    return any(t in _SHELL_OPERATORS for t in tokens) or "`" in command or "$(" in command
+    KILLED = "killed"  # a SIGKILL was delivered
+    DENIED = "denied"  # a signal was refused (EPERM): the process may live on
 
 
 @dataclass(frozen=True)
-class ProcessExited:
-    """Posted to the supervisor once a child has exited and its output has been drained."""
+class RunRecord:
+    """What is known of a process beyond its state, for status and the exit code. Frozen: only
+    ManagedProcess makes a new one, in the method that makes the change."""
 
-    process: ManagedProcess
-    returncode: int
-
-
-@dataclass(frozen=True)
-class ProcessStarted:
-    """Posted when a child has stayed up for min_uptime."""
-
-    process: ManagedProcess
+    started_at: float | None = None
+    restarts: int = 0
+    last_returncode: int | None = None
+    reason: str | None = None
+    """Why it is STOPPED, FATAL, stopping or restarting."""
+    stop_outcome: StopOutcome | None = None
+    """Since the last spawn: whether a SIGKILL was needed or a signal was refused."""
 
 
 Post = Callable[[ProcessExited | ProcessStarted], None]
@@ -102,19 +76,14 @@ class ManagedProcess:
         *,
         clock: Clock,
         relay: Relay,
-        reaper: signals.Reaper,
+        reaper: Reaper,
         post: Post,
     ) -> None:
         self.spec = spec
-        self.state = ProcessState.STOPPED
-        self.pid: int | None = None
-        self.started_at: float | None = None
-        self.restarts = 0
-        self.failures: tuple[float, ...] = ()
-        self.last_returncode: int | None = None
-        self.reason: str | None = None  # why it is STOPPED, FATAL or restarting, for status
-        self.killed_at_deadline = False
-        self.stop_denied = False
+        self._state = ProcessState.STOPPED
+        self._pid: int | None = None
+        self._record = RunRecord()
+        self._failures: tuple[float, ...] = ()
         self._clock = clock
         self._relay = relay
         self._reaper = reaper
@@ -125,25 +94,40 @@ class ManagedProcess:
         self._timer: Timer | None = None
         self._state_changed = asyncio.Event()
 
+    # --- what others read ------------------------------------------------------------------------
+
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def state(self) -> ProcessState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """The leader's pid while the child has not been reaped."""
+        return self._pid
+
+    @property
+    def record(self) -> RunRecord:
+        return self._record
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} {self.state} pid={self.pid}>"
 
     # --- state -----------------------------------------------------------------------------------
 
-    def transition(self, target: ProcessState, **details: object) -> None:
+    def _transition(self, target: ProcessState, **details: object) -> None:
         """The one place a state changes: validated against the table, logged, waiters woken."""
-        check_transition(self.name, self.state, target)
-        self.state = target
+        check_transition(self.name, self._state, target)
+        self._state = target
         log.debug("process.state_changed", process=self.name, state=str(target), **details)
         self._state_changed.set()
         self._state_changed = asyncio.Event()
 
     async def wait_for_state(self, *states: ProcessState) -> None:
-        while self.state not in states:
+        while self._state not in states:
             await self._state_changed.wait()
 
     def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
@@ -157,12 +141,19 @@ class ManagedProcess:
 
     # --- starting --------------------------------------------------------------------------------
 
-    async def spawn(self) -> None:
-        """Start the child in a new session. A spawn that fails is reported like a failed exit."""
-        self.transition(ProcessState.STARTING)
-        self.reason = None
-        self.killed_at_deadline = False
-        self.stop_denied = False
+    async def spawn(
+        self, *, reason: str | None = None, fresh_budget: bool = False, counted: bool = False
+    ) -> None:
+        """Start the child in a new session. A spawn that fails is reported like a failed exit.
+
+        `reason` is shown by status while it starts; `fresh_budget` forgets past failures (a start
+        on request); `counted` adds one to the restart count (a restart procrun decided on).
+        """
+        self._transition(ProcessState.STARTING)
+        restarts = self._record.restarts + (1 if counted else 0)
+        self._record = replace(self._record, reason=reason, stop_outcome=None, restarts=restarts)
+        if fresh_budget:
+            self._failures = ()
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
         self._drained = None
@@ -173,7 +164,7 @@ class ManagedProcess:
         try:
             # Blocking, but brief: Popen returns once exec has succeeded or failed.
             self._popen = subprocess.Popen(  # noqa: ASYNC220
-                shell_argv(self.spec.command),
+                self.spec.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=subprocess.STDOUT,
@@ -190,19 +181,29 @@ class ManagedProcess:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             os.close(write_fd)
-        self.pid = self._popen.pid
-        self.started_at = self._clock.now()
+        pid = self._pid = self._popen.pid
+        self._record = replace(self._record, started_at=self._clock.now())
         # Created before the first await, so an instant crash still waits for its last lines.
         self._drained = loop.create_future()
-        self._reaper.register(self.pid, self._on_reaped)
+        self._reaper.register(pid, self._on_reaped)
+        # Logged before the await: by its end the child may have been reaped already.
+        log.info("process.spawned", process=self.name, pid=pid, command=self.spec.command)
         await self._relay.attach(self.name, self.spec.kind, read_fd, self._drained)
-        log.info("process.spawned", process=self.name, pid=self.pid, command=self.spec.command)
-        self._set_timer(self.spec.settings.min_uptime_seconds, self._on_min_uptime)
+        if self._state is ProcessState.STARTING:
+            self._set_timer(self.spec.settings.min_uptime_seconds, self._on_min_uptime)
 
     def _on_min_uptime(self) -> None:
         self._timer = None
-        if self.state is ProcessState.STARTING:
-            self._post(ProcessStarted(self))
+        if self._state is ProcessState.STARTING:
+            self._post(ProcessStarted(self.name))
+
+    def mark_running(self) -> None:
+        """Up for min_uptime (the supervisor confirms, in event order)."""
+        if self._state is ProcessState.STARTING:
+            self._transition(ProcessState.RUNNING)
+            log.info("process.running", process=self.name, pid=self._pid)
+
+    # --- exiting ---------------------------------------------------------------------------------
 
     def _on_reaped(self, returncode: int) -> None:
         if self._popen is not None:
@@ -213,41 +214,69 @@ class ManagedProcess:
         # The child is gone: nothing may signal its (reusable) pid again, and a stop waiting for
         # it is over. Only the event waits, so the exit is logged after the child's last lines.
         self._cancel_timer()
-        self.pid = None
-        self.last_returncode = returncode
+        self._pid = None
+        self._record = replace(self._record, last_returncode=returncode)
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(returncode)
-        event = ProcessExited(self, returncode)
+        if self._state in (ProcessState.STARTING, ProcessState.RUNNING):
+            self._transition(ProcessState.DRAINING, returncode=returncode)
+        event = ProcessExited(self.name, returncode)
         if drained is None or drained.done():
             asyncio.get_running_loop().call_soon(self._post, event)
         else:
             self._relay.after_drain(drained, OUTPUT_DRAIN_SECONDS, lambda: self._post(event))
 
-    # --- restarting ------------------------------------------------------------------------------
+    def record_exit(self, now: float, *, failed: bool) -> tuple[float, ...]:
+        """Add this exit to the failure history if it `failed`; the failures still inside the
+        restart window, this one included."""
+        window = self.spec.settings.restart_window_seconds
+        failures = recent_failures(self._failures, now, window)
+        self._failures = (*failures, now) if failed else failures
+        return self._failures
+
+    def finish(self) -> None:
+        """Exited on its own and stays so (a one-shot, a wanted exit, or during a shutdown)."""
+        self._transition(ProcessState.EXITED)
+
+    def finish_stop(self) -> None:
+        """The stop that was asked for is complete: the child is reaped and its output drained."""
+        self._transition(ProcessState.STOPPED)
 
     def schedule_restart(self, delay: float, callback: Callable[[], None]) -> None:
-        self.transition(ProcessState.BACKOFF, delay=delay)
+        """Wait `delay` in BACKOFF, then `callback`; the restart counts in `restarts`."""
+        self._transition(ProcessState.BACKOFF, delay=delay)
+        self._record = replace(self._record, restarts=self._record.restarts + 1)
         self._set_timer(delay, callback)
+
+    def give_up(self, reason: str) -> None:
+        self._transition(ProcessState.FATAL, reason=reason)
+        self._record = replace(self._record, reason=reason)
 
     # --- stopping --------------------------------------------------------------------------------
 
-    def begin_stop(self, grace: float) -> Coroutine[None, None, None] | None:
+    def begin_stop(self, grace: float, reason: str) -> Coroutine[None, None, None] | None:
         """Start stopping now; the returned coroutine runs the rest of the stop strategy.
 
         The state changes synchronously, so an exit that races the stop is seen as a stop.
         """
-        if self.state is ProcessState.BACKOFF:
-            self._cancel_timer()
-            self.transition(ProcessState.STOPPED)
-            return None
-        exited = self._exited
-        if self.state not in (ProcessState.STARTING, ProcessState.RUNNING) or exited is None:
-            return None
-        if exited.done():
-            return None  # reaped; its exit event is on the way
-        self._cancel_timer()
-        self.transition(ProcessState.STOPPING, grace=grace)
-        return self._run_stop_plan(grace, exited)
+        match self._state:
+            case ProcessState.BACKOFF:
+                self._cancel_timer()
+                self._record = replace(self._record, reason=reason)
+                self._transition(ProcessState.STOPPED)
+                return None
+            case ProcessState.DRAINING:
+                # Reaped already: nothing to signal; its exit event completes the stop.
+                self._record = replace(self._record, reason=reason)
+                self._transition(ProcessState.STOPPING, grace=grace)
+                return None
+            case ProcessState.STARTING | ProcessState.RUNNING if self._exited is not None:
+                self._cancel_timer()
+                self._record = replace(self._record, reason=reason)
+                self._transition(ProcessState.STOPPING, grace=grace)
+                return self._run_stop_plan(grace, self._exited)
+            case _:
+                return None
 
     async def _run_stop_plan(self, grace: float, exited: asyncio.Future[int]) -> None:
         """Stop signal to the leader, optional second signal before the deadline, SIGKILL to the
@@ -264,29 +293,29 @@ class ManagedProcess:
 
     def kill_now(self) -> None:
         """SIGKILL the whole group at once (a second Ctrl-C)."""
-        if self.state in (ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING):
+        if self._state in ALIVE_STATES:
             self._deliver(StopStep(0.0, signal.SIGKILL, Target.GROUP))
 
     def send(self, sig: signal.Signals, *, group: bool = False) -> signals.Delivery:
         return self._deliver(StopStep(0.0, sig, Target.GROUP if group else Target.LEADER))
 
     def _deliver(self, step: StopStep) -> signals.Delivery:
-        pid = self.pid
+        pid = self._pid
         if pid is None:
             return signals.Delivery.GONE
         if step.target is Target.GROUP:
             outcome = signals.send_group_signal(pid, step.signal)
         else:
             outcome = signals.send_signal(pid, step.signal)
-        if step.signal is signal.SIGKILL and outcome is signals.Delivery.DELIVERED:
-            self.killed_at_deadline = True
         fields = {"process": self.name, "pid": pid, "signal": step.signal.name}
         match outcome:
             case signals.Delivery.DENIED:
-                self.stop_denied = True
+                self._record = replace(self._record, stop_outcome=StopOutcome.DENIED)
                 hint = "the process runs as another user; procrun needs CAP_KILL or the same uid"
                 log.error("signal.denied", **fields, target=str(step.target), hint=hint)
             case signals.Delivery.DELIVERED:
+                if step.signal is signal.SIGKILL and self._record.stop_outcome is None:
+                    self._record = replace(self._record, stop_outcome=StopOutcome.KILLED)
                 log.info("signal.sent", **fields, target=str(step.target))
             case signals.Delivery.GONE:
                 log.debug("signal.gone", **fields, target=str(step.target))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procrun.signals import list_children
+from procrun.reaper import list_children
 
 
 @dataclass(frozen=True)

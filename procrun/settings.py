@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+SHELL = "/bin/sh"
+"""Runs every Procfile command, and the undertaker."""
+
 DEFAULT_GRACE_SECONDS = 30.0
 CELERY_WORKER_GRACE_SECONDS = 600.0
 DEFAULT_SECOND_SIGNAL_MARGIN_SECONDS = 10.0
@@ -65,6 +68,9 @@ class ProcessSpec:
     kind: str
     index: int
     command: str
+    """As the Procfile says it, for messages."""
+    argv: tuple[str, ...]
+    """What is executed: the command through the shell (procrun/project/shell.py)."""
     env: Mapping[str, str]
     cwd: Path
     settings: ProcessSettings

@@ -1,4 +1,5 @@
-"""Receiving signals, delivering them, turning wait statuses into exit codes, and reaping.
+"""Receiving signals, delivering them, turning wait statuses into exit codes, and the child's
+side of spawning.
 
 Design note
 -----------
@@ -13,7 +14,7 @@ Who gets which signal:
     children, which then abort the task they run. SIGKILL, at the deadline, goes to the whole group:
     nothing may outlive a stop.
 
-How reaping works:
+How reaping works (procrun/reaper.py):
   procrun owns all waiting. It never uses asyncio's child watchers (whose blanket or per-thread
   waits race with ours); on every SIGCHLD it polls each pid it spawned with ``waitid(WNOWAIT)``.
   An exited leader is still a zombie at that point, so its pid, and with it the process-group id,
@@ -32,12 +33,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from procrun.undertaker import Undertaker
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -160,77 +157,3 @@ def become_subreaper() -> bool:
     if _PRCTL is None:
         return False
     return _PRCTL(PR_SET_CHILD_SUBREAPER, 1) == 0
-
-
-# --- reaping -------------------------------------------------------------------------------------
-
-ExitCallback = Callable[[int], None]
-
-
-class Reaper:
-    """Collects the exit of every child procrun spawned, and of orphans it adopted."""
-
-    def __init__(self, *, adopt_orphans: bool, undertaker: Undertaker | None = None) -> None:
-        self.adopt_orphans = adopt_orphans
-        self._owned: dict[int, ExitCallback] = {}
-        self.orphans_reaped: list[tuple[int, int]] = []
-        self._orphan_reaped = asyncio.Event()
-        self._undertaker = undertaker
-        if undertaker is not None:
-            self._owned[undertaker.pid] = undertaker.exited  # ours to reap, not an orphan
-
-    def register(self, pid: int, on_exit: ExitCallback) -> None:
-        """`pid` leads its own process group; its exit is reported to `on_exit`."""
-        self._owned[pid] = on_exit
-        if self._undertaker is not None:
-            self._undertaker.track(pid)
-
-    def reap(self) -> None:
-        """Handle one SIGCHLD (signals coalesce, so look at every owned pid)."""
-        for pid in list(self._owned):
-            if not _has_exited(pid):
-                continue
-            # Still a zombie, so the group id cannot have been reused: kill the stragglers.
-            send_group_signal(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-            if self._undertaker is not None:
-                self._undertaker.forget(pid)
-            self._owned.pop(pid)(os.waitstatus_to_exitcode(status))
-        if self.adopt_orphans:
-            self._reap_orphans()
-
-    def _reap_orphans(self) -> None:
-        for pid in self.orphans():
-            try:
-                reaped, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if reaped:
-                self.orphans_reaped.append((pid, os.waitstatus_to_exitcode(status)))
-                self._orphan_reaped.set()
-
-    def orphans(self) -> list[int]:
-        """Children of procrun it did not spawn: descendants re-parented to it."""
-        return [pid for pid in list_children() if pid not in self._owned]
-
-    async def wait_orphan_reaped(self) -> None:
-        self._orphan_reaped.clear()
-        await self._orphan_reaped.wait()
-
-
-def _has_exited(pid: int) -> bool:
-    try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return False
-    return info is not None and info.si_pid == pid
-
-
-def list_children(pid: int | None = None) -> list[int]:
-    """Direct children of `pid` (default: this process), from Linux /proc: empty elsewhere (where
-    nothing is adopted) and for a pid that is gone."""
-    children: list[int] = []
-    for children_file in Path(f"/proc/{pid or 'self'}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            children.extend(int(pid) for pid in children_file.read_text().split())
-    return children

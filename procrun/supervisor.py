@@ -17,6 +17,16 @@ import structlog
 
 from procrun import signals
 from procrun.clock import Clock, wait_until
+from procrun.errors import EXIT_STOP_DENIED
+from procrun.events import (
+    Event,
+    MemoryExceeded,
+    ProcessExited,
+    ProcessStarted,
+    RestartDue,
+    ShutdownRequested,
+    SignalReceived,
+)
 from procrun.lifecycle import (
     FINISHED_STATES,
     SETTLED_STATES,
@@ -27,10 +37,10 @@ from procrun.lifecycle import (
     decide_after_exit,
     effective_grace,
     exit_was_wanted,
-    recent_failures,
 )
-from procrun.output import Relay
-from procrun.process import ManagedProcess, ProcessExited, ProcessStarted
+from procrun.output.relay import Relay
+from procrun.process import ManagedProcess, StopOutcome
+from procrun.reaper import Reaper
 from procrun.settings import GiveUpPolicy, ProcessSpec
 from procrun.watchdog import MemoryWatchdog
 
@@ -39,38 +49,6 @@ log = structlog.get_logger()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
 ORPHAN_GRACE_SECONDS = 2.0
-EXIT_STOP_DENIED = 1
-
-
-@dataclass(frozen=True)
-class SignalReceived:
-    signal: signal.Signals
-
-
-@dataclass(frozen=True)
-class RestartDue:
-    process: ManagedProcess
-
-
-@dataclass(frozen=True)
-class ShutdownRequested:
-    reason: str
-
-
-@dataclass(frozen=True)
-class MemoryExceeded:
-    process: ManagedProcess
-    reason: str
-
-
-Event = (
-    ProcessExited
-    | ProcessStarted
-    | SignalReceived
-    | RestartDue
-    | ShutdownRequested
-    | MemoryExceeded
-)
 
 
 @dataclass(frozen=True)
@@ -94,7 +72,7 @@ class Supervisor:
         release: ProcessSpec | None = None,
         relay: Relay,
         clock: Clock,
-        reaper: signals.Reaper,
+        reaper: Reaper,
         queue: asyncio.Queue[Event] | None = None,
         options: SupervisorOptions | None = None,
     ) -> None:
@@ -109,6 +87,7 @@ class Supervisor:
             self.post(ShutdownRequested("stdout closed"))
         self.release = self._manage(release) if release else None
         self.processes = [self._manage(spec) for spec in processes]
+        self._by_name = {p.name: p for p in self.everyone}
         self._active: list[ManagedProcess] = []
         self._shutdown: _Shutdown | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -120,6 +99,11 @@ class Supervisor:
 
     def post(self, event: Event) -> None:
         self._queue.put_nowait(event)
+
+    @property
+    def everyone(self) -> list[ManagedProcess]:
+        """The release (if any) and every process, in Procfile order."""
+        return [*([self.release] if self.release else []), *self.processes]
 
     @property
     def shutting_down(self) -> bool:
@@ -151,7 +135,7 @@ class Supervisor:
         watchdog = MemoryWatchdog(
             self.processes,
             self._clock,
-            lambda process, reason: self.post(MemoryExceeded(process, reason)),
+            lambda process, reason: self.post(MemoryExceeded(process.name, reason)),
         )
         watchdog.start()
         try:
@@ -194,19 +178,17 @@ class Supervisor:
                 self._on_stop_signal(sig)
             case ShutdownRequested(reason=reason):
                 self.request_shutdown(reason)
-            case ProcessStarted(process=process) if process.state is ProcessState.STARTING:
-                process.transition(ProcessState.RUNNING)
-                log.info("process.running", process=process.name, pid=process.pid)
-            case ProcessStarted():
-                pass  # it exited or is stopping: the min-uptime timer lost the race
-            case ProcessExited(process=process, returncode=returncode):
-                self._on_exit(process, returncode)
-            case RestartDue(process=process):
-                self._run_soon(self._restart_after_backoff(process))
-            case MemoryExceeded(process=process, reason=reason):
+            case ProcessStarted(process=name):
+                # A no-op if it exited or is stopping: the min-uptime timer lost the race.
+                self._by_name[name].mark_running()
+            case ProcessExited(process=name, returncode=returncode):
+                self._on_exit(self._by_name[name], returncode)
+            case RestartDue(process=name):
+                self._run_soon(self._restart_after_backoff(self._by_name[name]))
+            case MemoryExceeded(process=name, reason=reason):
+                process = self._by_name[name]
                 if not self.shutting_down and process.state is ProcessState.RUNNING:
-                    process.restarts += 1
-                    self._run_soon(self.restart_process(process, reason))
+                    self._run_soon(self.restart_process(process, reason, counted=True))
 
     async def _restart_after_backoff(self, process: ManagedProcess) -> None:
         # Checked when the task runs, not when it was queued: a shutdown may have come between.
@@ -221,60 +203,54 @@ class Supervisor:
 
     # --- on request (control socket, memory watchdog) ------------------------------------------
 
-    async def start_process(self, process: ManagedProcess) -> None:
+    async def start_process(self, process: ManagedProcess, *, reason: str | None = None) -> None:
         """Start a process that is not running, with a fresh restart budget."""
         if process.state in SETTLED_STATES and not self.shutting_down:
-            process.failures = ()
-            await process.spawn()
+            await process.spawn(reason=reason, fresh_budget=True)
 
     async def stop_process(self, process: ManagedProcess, reason: str) -> None:
         """Stop with the process's own stop sequence and grace; it stays stopped until started."""
-        stopping = process.begin_stop(process.spec.settings.grace_seconds)
-        if process.state in (ProcessState.STOPPING, ProcessState.STOPPED):
-            process.reason = reason
+        stopping = process.begin_stop(process.spec.settings.grace_seconds, reason)
         if stopping is not None:
             await stopping
         await process.wait_for_state(*SETTLED_STATES)
 
-    async def restart_process(self, process: ManagedProcess, reason: str) -> None:
+    async def restart_process(
+        self, process: ManagedProcess, reason: str, *, counted: bool = False
+    ) -> None:
+        """Stop gracefully, then start again; `counted` restarts count in `restarts`."""
         log.info("process.restart_requested", process=process.name, reason=reason)
         await self.stop_process(process, reason)
-        await self.start_process(process)
-        if process.state is ProcessState.STARTING:
-            process.reason = reason
+        if process.state in SETTLED_STATES and not self.shutting_down:
+            await process.spawn(reason=reason, fresh_budget=True, counted=counted)
 
     # --- exits -----------------------------------------------------------------------------------
 
     def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
         outcome = signals.describe_returncode(returncode)
         if process.state is ProcessState.STOPPING:
-            process.transition(ProcessState.STOPPED)
+            process.finish_stop()
             log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
             return
         if self.shutting_down:
             # It ended on its own while everything is stopping: nothing to restart.
-            process.transition(ProcessState.EXITED)
+            process.finish()
             log.info("process.exited", process=process.name, returncode=returncode, how=outcome)
             return
         settings = process.spec.settings
-        now = self._clock.now()
-        failures = recent_failures(process.failures, now, settings.restart_window_seconds)
-        if not exit_was_wanted(settings, returncode):
-            failures = (*failures, now)
-        process.failures = failures
+        failed = not exit_was_wanted(settings, returncode)
+        failures = process.record_exit(self._clock.now(), failed=failed)
         decision = decide_after_exit(settings, returncode, failures)
         log_exit = log.info if returncode == 0 else log.warning
         log_exit("process.exited", process=process.name, returncode=returncode, how=outcome)
         match decision:
             case Finish():
-                process.transition(ProcessState.EXITED)
+                process.finish()
             case Restart(delay_seconds=delay):
-                process.restarts += 1
-                process.schedule_restart(delay, lambda: self.post(RestartDue(process)))
+                process.schedule_restart(delay, lambda: self.post(RestartDue(process.name)))
                 log.info("process.restarting", process=process.name, delay=round(delay, 3))
             case GiveUp(reason=reason):
-                process.transition(ProcessState.FATAL, reason=reason)
-                process.reason = reason
+                process.give_up(reason)
                 log.error("process.gave_up", process=process.name, reason=reason)
                 if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
                     self._begin_shutdown(f"{process.name} gave up", cause=process)
@@ -300,13 +276,10 @@ class Supervisor:
 
     def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> None:
         self._shutdown = _Shutdown(reason, cause)
-        for process in self._active:
-            if process.state is not ProcessState.FATAL:
-                process.reason = f"shutdown: {reason}"
         log.info("shutdown.started", reason=reason, deadline=self.options.shutdown_timeout_seconds)
         for process in self._active:
             grace = effective_grace(process.spec.settings, self.options.shutdown_timeout_seconds)
-            stopping = process.begin_stop(grace)
+            stopping = process.begin_stop(grace, f"shutdown: {reason}")
             if stopping is not None:
                 self._run_soon(stopping)
         if self._reaper.adopt_orphans:
@@ -339,15 +312,17 @@ class Supervisor:
         return True
 
     def _exit_code(self) -> int:
-        everyone = [*([self.release] if self.release else []), *self.processes]
+        everyone = self.everyone
         if self._shutdown is not None and self._shutdown.cause is not None:
-            return signals.exit_status(self._shutdown.cause.last_returncode or 1)
-        if any(p.stop_denied for p in everyone):
+            return signals.exit_status(self._shutdown.cause.record.last_returncode or 1)
+        records = [p.record for p in everyone]
+        if any(r.stop_outcome is StopOutcome.DENIED for r in records):
             return EXIT_STOP_DENIED
+        for record in records:
+            if record.stop_outcome is StopOutcome.KILLED and record.last_returncode is not None:
+                return signals.exit_status(record.last_returncode)
         for process in everyone:
-            if process.killed_at_deadline and process.last_returncode is not None:
-                return signals.exit_status(process.last_returncode)
-        for process in everyone:
-            if process.state is ProcessState.FATAL and process.last_returncode is not None:
-                return signals.exit_status(process.last_returncode)
+            returncode = process.record.last_returncode
+            if process.state is ProcessState.FATAL and returncode is not None:
+                return signals.exit_status(returncode)
         return 0

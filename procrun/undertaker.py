@@ -19,7 +19,7 @@ import subprocess
 
 import structlog
 
-from procrun.process import SHELL
+from procrun.settings import SHELL
 
 log = structlog.get_logger()
 

@@ -12,11 +12,29 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from procrun.controlapi import ControlTarget
+from procrun.control.protocol import ProcessRow, StatusResult, SupervisorRow
+from procrun.control.target import ControlTarget
 from procrun.errors import UsageError
 
 DEADLINE_SECONDS = 10.0
 KNOWN = ("web.1", "worker.1", "worker.2")
+
+
+def running_row(name: str) -> ProcessRow:
+    return {
+        "name": name,
+        "state": "RUNNING",
+        "pid": 2,
+        "uptime_seconds": 1.0,
+        "restarts": 0,
+        "last_exit": None,
+        "last_exit_status": None,
+        "reason": None,
+        "oneshot": False,
+        "rss_bytes": None,
+        "cpu_percent": None,
+        "tree_processes": None,
+    }
 
 
 class FakeTarget:
@@ -41,13 +59,17 @@ class FakeTarget:
             raise UsageError(f"unknown process {unknown[0]!r}")
         return list(names) or list(KNOWN)
 
-    async def status(self, names: Sequence[str]) -> dict[str, Any]:
+    async def status(self, names: Sequence[str]) -> StatusResult:
         self.calls.append(("status", list(names)))
         acted = self._check(names)
-        return {
-            "supervisor": {"state": "running"},
-            "processes": [{"name": name, "state": "RUNNING"} for name in acted],
+        supervisor: SupervisorRow = {
+            "pid": 1,
+            "version": "0",
+            "uptime_seconds": 1.0,
+            "shutdown_timeout_seconds": None,
+            "shutting_down": False,
         }
+        return {"supervisor": supervisor, "processes": [running_row(name) for name in acted]}
 
     async def start(self, names: Sequence[str]) -> list[str]:
         self.calls.append(("start", list(names)))

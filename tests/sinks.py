@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from procrun.stdout import Sink
+from procrun.output.sink import Sink
 
 
 class CollectingSink(Sink):

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from procrun.actions import SupervisorActions
-from procrun.output import OutputStyle, Relay
+from procrun.control.target import SupervisorTarget
+from procrun.output.relay import OutputStyle, Relay
 from procrun.procinfo import TreeSampler, TreeUsage
-from procrun.settings import ProcessSettings, ProcessSpec
-from procrun.signals import Reaper
+from procrun.reaper import Reaper
 from procrun.supervisor import Supervisor
 from tests.fakeclock import FakeClock
 from tests.harness import DEADLINE_SECONDS, children_of, wait_for_state
 from tests.sinks import CollectingSink
+from tests.specs import process_spec
 
 # Each prints `ready` once its whole tree exists: `&` has forked before `echo` runs.
 FLAT = "sleep 60 & sleep 60 & echo ready; wait"  # sh and two sleeps
@@ -130,21 +130,12 @@ class GatedSampler(TreeSampler):
 
 
 async def test_status_samples_off_the_event_loop(tmp_path: Path) -> None:
-    spec = ProcessSpec(
-        name="web.1",
-        kind="web",
-        index=1,
-        command="true",
-        env=dict(os.environ),
-        cwd=tmp_path,
-        settings=ProcessSettings(),
-    )
-    relay = Relay(CollectingSink(), OutputStyle())
-    supervisor = Supervisor(
-        [spec], relay=relay, clock=FakeClock(), reaper=Reaper(adopt_orphans=False)
-    )
+    spec = process_spec("web.1", "true", cwd=tmp_path)
+    clock = FakeClock()
+    relay = Relay(CollectingSink(), OutputStyle(), clock=clock)
+    supervisor = Supervisor([spec], relay=relay, clock=clock, reaper=Reaper(adopt_orphans=False))
     sampler = GatedSampler()
-    actions = SupervisorActions(supervisor, relay.history, sampler)
+    actions = SupervisorTarget(supervisor, relay.history, sampler)
     status = asyncio.create_task(actions.status([]))
     await asyncio.to_thread(sampler.entered.wait, DEADLINE_SECONDS)
     assert sampler.entered.is_set()

@@ -1,7 +1,6 @@
 """Long stop sequences on a hand-set clock: a 600 s Celery grace in milliseconds, real child."""
 
 import asyncio
-import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from procrun.events import Event, ShutdownRequested, SignalReceived
 from procrun.lifecycle import ProcessState
-from procrun.output import OutputStyle, Relay
+from procrun.output.relay import OutputStyle, Relay
+from procrun.reaper import Reaper
 from procrun.settings import ProcessSettings, ProcessSpec
-from procrun.signals import Reaper, capture_signals
-from procrun.supervisor import Event, ShutdownRequested, SignalReceived, Supervisor
+from procrun.signals import capture_signals
+from procrun.supervisor import Supervisor
 from tests.fakeclock import FakeClock
 from tests.harness import child, wait_until_dead
 from tests.sinks import CollectingSink
+from tests.specs import process_spec
 
 RECORDER = Path(__file__).parent / "children" / "recorder.py"
 CRASHER = Path(__file__).parent / "children" / "crasher.py"
@@ -32,15 +34,7 @@ class Running:
 
 
 def spec(tmp_path: Path, settings: ProcessSettings, *args: str) -> ProcessSpec:
-    return ProcessSpec(
-        name="worker.1",
-        kind="worker",
-        index=1,
-        command=child(RECORDER, *args),
-        env=dict(os.environ),
-        cwd=tmp_path,
-        settings=settings,
-    )
+    return process_spec("worker.1", child(RECORDER, *args), cwd=tmp_path, settings=settings)
 
 
 @pytest.fixture
@@ -52,7 +46,7 @@ async def celery_like(tmp_path: Path) -> AsyncIterator[Running]:
     with capture_signals(loop, [signal.SIGCHLD], lambda s: queue.put_nowait(SignalReceived(s))):
         supervisor = Supervisor(
             [spec(tmp_path, CELERY, "--ignore", "--pool", "1")],
-            relay=Relay(sink, OutputStyle()),
+            relay=Relay(sink, OutputStyle(), clock=clock),
             clock=clock,
             reaper=Reaper(adopt_orphans=False),
             queue=queue,
@@ -95,12 +89,9 @@ async def test_a_restart_due_when_shutdown_starts_spawns_nothing(tmp_path: Path)
     queue: asyncio.Queue[Event] = asyncio.Queue()
     clock = FakeClock()
     sink = CollectingSink()
-    crasher = ProcessSpec(
-        name="crasher.1",
-        kind="crasher",
-        index=1,
-        command=child(CRASHER, "3"),
-        env=dict(os.environ),
+    crasher = process_spec(
+        "crasher.1",
+        child(CRASHER, "3"),
         cwd=tmp_path,
         settings=ProcessSettings(backoff_initial_seconds=1.0),
     )
@@ -108,7 +99,7 @@ async def test_a_restart_due_when_shutdown_starts_spawns_nothing(tmp_path: Path)
     with capture_signals(loop, [signal.SIGCHLD], lambda s: queue.put_nowait(SignalReceived(s))):
         supervisor = Supervisor(
             [crasher, stubborn],
-            relay=Relay(sink, OutputStyle()),
+            relay=Relay(sink, OutputStyle(), clock=clock),
             clock=clock,
             reaper=Reaper(adopt_orphans=False),
             queue=queue,

@@ -57,7 +57,7 @@ def test_sampling_interval() -> None:
 
 def test_psutil_is_not_imported_by_the_supervisor() -> None:
     imported = subprocess.run(
-        [sys.executable, "-c", "import sys, procrun.runner; print('psutil' in sys.modules)"],
+        [sys.executable, "-c", "import sys, procrun.cli.runner; print('psutil' in sys.modules)"],
         capture_output=True,
         text=True,
         check=True,

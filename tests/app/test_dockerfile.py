@@ -258,7 +258,14 @@ def test_dockerignore_keeps_out(ignore: list[IgnoreRule], path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["pyproject.toml", "README.md", "Procfile", "procrun.toml", "app/web.py", "procrun/cli.py"],
+    [
+        "pyproject.toml",
+        "README.md",
+        "Procfile",
+        "procrun.toml",
+        "app/web.py",
+        "procrun/cli/main.py",
+    ],
 )
 def test_dockerignore_lets_in_what_the_image_needs(ignore: list[IgnoreRule], path: str) -> None:
     assert not is_ignored(ignore, path)

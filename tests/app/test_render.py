@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from procrun.values import parse_duration
+from procrun.project.values import parse_duration
 from tests.app.dockerfile import parse_dockerfile
 from tests.app.formation import PROCFILE, REPO
 

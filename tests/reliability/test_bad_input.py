@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from procrun.entry import main
+from procrun.cli.entry import main
 from tests.fakecontrol import short_temp_dir
 from tests.harness import Procrun, child
 

@@ -1,0 +1,144 @@
+"""The commands that talk to a running `procrun start` over its control socket.
+
+Each is a thin client: find the socket, send one request, print the answer. They import nothing
+heavy (no asyncio, no structlog, no psutil), so `procrun status` answers in a few tens of ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from procrun.cli.client import ask, show_status
+from procrun.control.client import call_stream, find_socket
+
+socket_option = click.option(
+    "--socket",
+    envvar="PROCRUN_SOCKET",
+    default=None,
+    metavar="PATH",
+    help="The supervisor's control socket [default: found from the project directory].",
+)
+root_option = click.option(
+    "-d",
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project directory whose supervisor to ask [default: the current directory].",
+)
+
+
+def client_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    return socket_option(root_option(function))
+
+
+@click.command()
+@client_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.argument("names", nargs=-1)
+def status(socket: str | None, root: Path | None, as_json: bool, names: tuple[str, ...]) -> int:
+    """Show every process (or NAMES): state, pid, uptime, restarts, last exit, memory, CPU.
+
+    Exit code 0 when every long-running process is RUNNING (one-shots that exited 0 count as
+    fine), 3 when any is not, 4 when no supervisor answers: fit for a Docker HEALTHCHECK.
+    """
+    return show_status(socket, root, as_json, names)
+
+
+def _acting(verb: str, past: str, help_text: str) -> click.Command:
+    @click.command(name=verb, help=help_text)
+    @client_options
+    @click.argument("names", nargs=-1, required=True)
+    def command(socket: str | None, root: Path | None, names: tuple[str, ...]) -> int:
+        # No timeout: a graceful stop may take a whole grace period (10 min for a worker).
+        result = ask(socket, root, {"verb": verb, "names": list(names)}, timeout=None)
+        for name in result["processes"]:
+            click.echo(f"{name}: {past}")
+        return 0
+
+    return command
+
+
+stop = _acting(
+    "stop",
+    "stopped",
+    "Stop NAMES (a type such as `worker`, or an instance such as `worker.2`) with their own "
+    "stop sequence; they stay stopped until `procrun start NAMES`.",
+)
+restart = _acting(
+    "restart", "restarted", "Stop NAMES gracefully with their own stop sequence, then start them."
+)
+
+
+def start_running(socket: str | None, root: Path | None, names: tuple[str, ...]) -> int:
+    """`procrun start NAMES` while this project's supervisor runs: start them there."""
+    result = ask(socket, root, {"verb": "start", "names": list(names)}, timeout=None)
+    for name in result["processes"]:
+        click.echo(f"{name}: started")
+    return 0
+
+
+@click.command(name="signal")
+@client_options
+@click.option("--group", is_flag=True, help="Signal the whole process group, not the main pid.")
+@click.argument("name")
+@click.argument("signal_name", metavar="SIGNAL")
+def send_signal(
+    socket: str | None, root: Path | None, group: bool, name: str, signal_name: str
+) -> int:
+    """Send SIGNAL (USR1, HUP, 10...) to NAME's main pid, e.g. USR1 makes Celery dump tracebacks."""
+    payload = {"verb": "signal", "names": [name], "signal": signal_name, "group": group}
+    result = ask(socket, root, payload, timeout=5.0)
+    for line in result["results"]:
+        click.echo(line)
+    return 0
+
+
+@click.command()
+@client_options
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they come.")
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(0, 10_000),
+    default=100,
+    show_default=True,
+    help="How many recent lines to print first.",
+)
+@click.argument("names", nargs=-1)
+def logs(
+    socket: str | None, root: Path | None, follow: bool, lines: int, names: tuple[str, ...]
+) -> int:
+    """Print recent output of every process (or NAMES) from procrun's memory; -f to follow."""
+    payload = {"verb": "logs", "names": list(names), "lines": lines, "follow": follow}
+    if not follow:
+        result = ask(socket, root, payload, timeout=5.0)
+        _print_lines(result["lines"])
+        return 0
+    path = find_socket(socket, project_dir=(root or Path.cwd()).resolve())
+    width = 0
+    for item in call_stream(path, payload, timeout=None):
+        width = max(width, len(item["process"]))
+        click.echo(f"{item['process'].ljust(width)} | {item['line']}")
+    return 0
+
+
+def _print_lines(items: list[dict[str, str]]) -> None:
+    width = max((len(item["process"]) for item in items), default=0)
+    for item in items:
+        click.echo(f"{item['process'].ljust(width)} | {item['line']}")
+
+
+@click.command()
+@client_options
+def shutdown(socket: str | None, root: Path | None) -> int:
+    """Stop every process (each with its own stop sequence) and the supervisor itself."""
+    ask(socket, root, {"verb": "shutdown"}, timeout=5.0)
+    click.echo("shutdown requested")
+    return 0
+
+
+COMMANDS = (status, stop, restart, send_signal, logs, shutdown)

@@ -1,0 +1,95 @@
+"""`procrun start`: wire a project to a live supervisor.
+
+Order matters: signal handlers first (as PID 1 an unhandled SIGTERM is ignored), then the project
+is loaded, stdout opened, and only then is anything spawned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+
+import structlog
+
+from procrun import signals
+from procrun.clock import LoopClock
+from procrun.control.paths import server_socket_path
+from procrun.control.server import ControlServer
+from procrun.control.target import SupervisorTarget
+from procrun.events import Event, SignalReceived
+from procrun.output import eventlog
+from procrun.output.eventlog import LogFormat
+from procrun.output.relay import OutputStyle, Relay, use_colour
+from procrun.output.sink import open_stdout_sink
+from procrun.project.loader import ProjectOptions, load_project
+from procrun.reaper import Reaper
+from procrun.supervisor import HANDLED_SIGNALS, Supervisor, SupervisorOptions
+from procrun.undertaker import Undertaker
+
+EXIT_FLUSH_SECONDS = 5.0
+"""How long procrun waits at exit for the last output to reach a slow stdout reader."""
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """`procrun start`: the project, and how to run and show it."""
+
+    project: ProjectOptions
+    log_format: LogFormat = LogFormat.TEXT
+    json_output: bool = False
+    timestamps: bool = False
+    verbose: bool = False
+    socket: str | None = None
+
+
+async def run_start(options: StartOptions) -> int:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    with signals.capture_signals(
+        loop, HANDLED_SIGNALS, lambda sig: queue.put_nowait(SignalReceived(sig))
+    ):
+        project = load_project(options.project, os.environ)
+        colour = use_colour(sys.stdout.isatty(), os.environ)
+        style = OutputStyle(colour=colour, timestamps=options.timestamps, json=options.json_output)
+        sink = await open_stdout_sink()
+        clock = LoopClock(loop)
+        relay = Relay(sink, style, clock=clock)
+        eventlog.configure(
+            relay,
+            options.log_format,
+            colour=colour,
+            timestamps=options.timestamps,
+            verbose=options.verbose,
+        )
+        log = structlog.get_logger()
+        as_pid1 = os.getpid() == 1
+        adopt_orphans = as_pid1 or signals.become_subreaper()
+        # As PID 1 the kernel cleans up after procrun; otherwise the undertaker does.
+        undertaker = None if as_pid1 else Undertaker.start()
+        # Serve the control socket before spawning anything: a second procrun for the same
+        # project is refused here, with nothing started.
+        socket_path = server_socket_path(project.root, options.socket)
+        supervisor = Supervisor(
+            project.formation.processes,
+            release=project.formation.release,
+            relay=relay,
+            clock=clock,
+            reaper=Reaper(adopt_orphans=adopt_orphans, undertaker=undertaker),
+            queue=queue,
+            options=SupervisorOptions(
+                shutdown_timeout_seconds=project.shutdown_timeout,
+                on_give_up=project.on_give_up,
+            ),
+        )
+        target = SupervisorTarget(supervisor, relay.history)
+        async with ControlServer(socket_path, target, project_dir=project.root):
+            for warning in project.start_warnings:
+                log.warning("config.warning", message=warning)
+            returncode = await supervisor.run()
+        if undertaker is not None:
+            undertaker.close()
+        log.info("procrun.exited", returncode=returncode)
+        await relay.close(EXIT_FLUSH_SECONDS)
+        return returncode

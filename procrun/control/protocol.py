@@ -1,0 +1,126 @@
+"""The control socket's wire protocol: the verbs, their limits, one line of JSON each way, and
+the typed shape of every result.
+
+One Unix stream socket per supervisor (see paths.py for where):
+
+- The client sends one line of JSON, an object `{"verb": ..., <fields>}`, at most
+  MAX_REQUEST_BYTES long. The verbs and their fields are VERB_FIELDS; nothing else is accepted.
+- The server answers one line, `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`,
+  and closes. `logs` with `follow: true` answers `{"ok": true, "result": {"follow": true}}` once
+  accepted, then one line `{"process": "web.1", "line": "..."}` per log line until the client
+  disconnects or the supervisor stops; an error while streaming arrives as an `ok: false` line.
+- Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...]}; signal
+  {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true}.
+
+The server writes these types and the status view reads them, so both sides agree on every key.
+Imported by every short-lived command: standard library only, no asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from procrun.errors import ProcrunError
+
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_LOG_LINES = 10_000
+
+# The whole command surface. The server dispatches on these literal strings with `match`; no
+# name that came off the wire is ever looked up as an attribute (supervisord's CVE-2017-11610).
+VERB_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "info": (),
+    "status": ("names",),
+    "start": ("names",),
+    "stop": ("names",),
+    "restart": ("names",),
+    "signal": ("names", "signal", "group"),
+    "logs": ("names", "lines", "follow"),
+    "shutdown": (),
+}
+
+
+class Info(TypedDict):
+    pid: int
+    project_dir: str
+    version: str
+    started_at: float
+    socket: str
+
+
+class SupervisorRow(TypedDict):
+    pid: int
+    version: str
+    uptime_seconds: float
+    shutdown_timeout_seconds: float | None
+    shutting_down: bool
+
+
+class ProcessRow(TypedDict):
+    name: str
+    state: str
+    pid: int | None
+    uptime_seconds: float | None
+    restarts: int
+    last_exit: str | None
+    last_exit_status: int | None
+    reason: str | None
+    oneshot: bool
+    rss_bytes: int | None
+    cpu_percent: float | None
+    tree_processes: int | None
+
+
+class StatusResult(TypedDict):
+    supervisor: SupervisorRow
+    processes: list[ProcessRow]
+
+
+class ControlError(ProcrunError):
+    """The supervisor answered with an error (bad request, unknown process name, ...)."""
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """One protocol line. ASCII-only JSON, so lone surrogates from undecodable output survive."""
+    return json.dumps(message, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def checked_request(payload: Mapping[str, Any]) -> bytes:
+    """The request line, refused before sending if the server would refuse it for its length."""
+    data = encode(payload)
+    if len(data) > MAX_REQUEST_BYTES:
+        raise ProcrunError(f"request too long ({len(data)} bytes, at most {MAX_REQUEST_BYTES})")
+    return data
+
+
+def decode_reply(line: bytes, path: Path) -> dict[str, Any]:
+    """The result of a reply line; ControlError for an error reply, ProcrunError for nonsense."""
+    if not line.endswith(b"\n"):
+        raise ProcrunError(
+            f"the supervisor at {path} closed the connection without a reply (is it shutting down?)"
+        )
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        raise ProcrunError(f"the supervisor at {path} sent an unreadable reply") from None
+    if isinstance(reply, dict):
+        result, error = reply.get("result"), reply.get("error")
+        if reply.get("ok") is True and isinstance(result, dict):
+            return result
+        if reply.get("ok") is False and isinstance(error, str):
+            raise ControlError(error)
+    raise ProcrunError(f"the supervisor at {path} sent an unexpected reply")
+
+
+def decode_stream_item(line: bytes, path: Path) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        raise ProcrunError(f"the supervisor at {path} sent an unreadable line") from None
+    if not isinstance(item, dict):
+        raise ProcrunError(f"the supervisor at {path} sent an unexpected line")
+    if "ok" in item:  # an error that ended the stream
+        decode_reply(line, path)
+    return item

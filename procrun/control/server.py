@@ -1,0 +1,348 @@
+"""The control server `procrun start` runs on its Unix socket (protocol and client: control.py).
+
+Who gets an answer: the socket is mode 0600 in a 0700 directory (socketpath.py) and, on Linux,
+every connection's peer credentials (SO_PEERCRED) are read and only our own uid and root are
+served; anyone else gets an error reply and is hung up on. Other platforms (macOS and the BSDs
+have LOCAL_PEERCRED / getpeereid, not implemented here) skip that check and rely on the file and
+directory modes alone, so there an explicit PROCRUN_SOCKET must point into a private directory.
+There is no TCP listener, ever.
+
+Each connection is its own task, with a deadline for its request line: a silent or slow client
+never holds up another, and a `stop` that waits out a 10-minute grace holds up only its own
+client. Requests are validated in full before the supervisor is touched; what the supervisor
+raises becomes an error reply and never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+
+from procrun import __version__
+from procrun.control.client import PROBE_TIMEOUT_SECONDS, request
+from procrun.control.listener import LISTEN_BACKLOG, BoundSocket, bind_socket
+from procrun.control.paths import SOCKET_ENV
+from procrun.control.protocol import MAX_REQUEST_BYTES, Info, encode
+from procrun.control.requests import (
+    RequestError,
+    decode_request,
+    flag_field,
+    lines_field,
+    names_field,
+    signal_field,
+)
+from procrun.control.target import ControlTarget
+from procrun.errors import ProcrunError
+
+log = structlog.get_logger()
+
+REQUEST_TIMEOUT_SECONDS = 5.0
+WRITE_TIMEOUT_SECONDS = 30.0  # a reader this far behind (a stalled `logs -f`) is dropped
+# Read-only verbs are logged at debug: a healthcheck running `procrun status` every few seconds
+# must not fill the log stream.
+_READ_ONLY_VERBS = frozenset({"info", "status", "logs"})
+_UCRED = struct.Struct("3i")  # Linux struct ucred: pid, uid, gid
+
+
+class ClientGone(Exception):
+    """The client hung up, or stopped reading for WRITE_TIMEOUT_SECONDS: nobody to answer."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is on the other end; None where the platform does not tell (see the module doc)."""
+
+    pid: int | None
+    uid: int | None
+
+
+class ControlServer:
+    """Serves `target` on the Unix socket at `path` between `start()` and `close()`."""
+
+    def __init__(
+        self,
+        path: Path,
+        target: ControlTarget,
+        *,
+        project_dir: Path,
+        pid: int | None = None,
+        version: str = __version__,
+        started_at: float | None = None,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self._path = Path(path)
+        self._target = target
+        self._info: Info = {
+            "pid": os.getpid() if pid is None else pid,
+            "project_dir": os.fspath(project_dir),
+            "version": version,
+            "started_at": time.time() if started_at is None else started_at,
+            "socket": os.fspath(self._path),
+        }
+        self._request_timeout = request_timeout
+        self._server: asyncio.Server | None = None
+        self._bound: BoundSocket | None = None
+        self._closed = False
+        self._connections: set[asyncio.Task[Any]] = set()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Listen on the socket, replacing a stale one; ProcrunError if another server is live."""
+        bound = bind_socket(self._path)
+        if bound is None:
+            raise ProcrunError(
+                f"another procrun is already running for this project "
+                f"(pid {await self._other_pid()}, socket {self._path}); stop it with "
+                f"'procrun shutdown' or set {SOCKET_ENV}"
+            )
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, sock=bound.sock, limit=MAX_REQUEST_BYTES, backlog=LISTEN_BACKLOG
+            )
+        except BaseException:
+            bound.sock.close()
+            bound.remove()
+            raise
+        self._bound = bound
+
+    async def close(self) -> None:
+        """Stop listening, hang up on every client (ending `logs -f` streams), remove the socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._closed = True
+        server.close()
+        if self._bound is not None:
+            self._bound.remove()
+        for task in self._connections:
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        await server.wait_closed()
+
+    async def _other_pid(self) -> str:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                info = await request(self._path, {"verb": "info"})
+        except (ProcrunError, TimeoutError):
+            return "unknown"
+        return str(info.get("pid", "unknown"))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            if not self._closed:  # else accepted just before close(): hang up at once
+                await self._converse(reader, writer)
+        except (ClientGone, ConnectionError):
+            pass
+        except Exception:
+            log.error("control.failed", exc_info=True)  # a bug here must not stop the server
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            await _hang_up(writer)
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer(writer)
+        if peer.uid is not None and peer.uid not in (0, os.geteuid()):
+            log.warning("control.refused", peer_pid=peer.pid, peer_uid=peer.uid)
+            await _reply_error(
+                writer,
+                f"permission denied: uid {peer.uid} may not control this supervisor "
+                f"(it runs as uid {os.geteuid()})",
+            )
+            return
+        try:
+            line = await self._read_line(reader)
+            if line is None:
+                return  # connected and left without a word, as a liveness check does
+            message = decode_request(line)
+        except RequestError as error:
+            log.warning("control.rejected", peer_pid=peer.pid, error=str(error))
+            await _reply_error(writer, str(error))
+            return
+        verb = message["verb"]
+        level = log.debug if verb in _READ_ONLY_VERBS else log.info
+        level("control.request", verb=verb, peer_pid=peer.pid)
+        try:
+            result = await self._execute(verb, message, peer, reader, writer)
+            reply = None if result is None else encode({"ok": True, "result": result})
+        except ClientGone:
+            raise
+        except ProcrunError as error:
+            await _reply_error(writer, str(error))
+            return
+        except Exception as error:
+            log.error("control.failed", verb=verb, peer_pid=peer.pid, exc_info=True)
+            await _reply_error(writer, f"internal error: {type(error).__name__}: {error}")
+            return
+        if reply is not None:
+            await _send(writer, reply)
+
+    async def _read_line(self, reader: asyncio.StreamReader) -> bytes | None:
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                return await reader.readuntil(b"\n")
+        except TimeoutError:
+            raise RequestError(
+                f"no complete request line within {self._request_timeout:g} s"
+            ) from None
+        except asyncio.LimitOverrunError:
+            raise RequestError(f"request line longer than {MAX_REQUEST_BYTES} bytes") from None
+        except asyncio.IncompleteReadError as error:
+            if not error.partial:
+                return None
+            raise RequestError("request line not terminated by a newline") from None
+
+    async def _execute(
+        self,
+        verb: str,
+        message: dict[str, Any],
+        peer: Peer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Mapping[str, object] | None:
+        """Carry out one validated request; None when the reply was streamed already."""
+        target = self._target
+        match verb:
+            case "info":
+                return self._info
+            case "status":
+                return await target.status(names_field(message, required=False))
+            case "start":
+                return {"processes": await target.start(names_field(message, required=True))}
+            case "stop":
+                return {"processes": await target.stop(names_field(message, required=True))}
+            case "restart":
+                return {"processes": await target.restart(names_field(message, required=True))}
+            case "signal":
+                names = names_field(message, required=True)
+                sig = signal_field(message)
+                group = flag_field(message, "group")
+                return {"signal": sig.name, "results": target.send_signal(names, sig, group)}
+            case "logs":
+                names = names_field(message, required=False)
+                count = lines_field(message)
+                if flag_field(message, "follow"):
+                    await self._follow(names, count, reader, writer)
+                    return None
+                pairs = target.recent_lines(names, count)
+                return {"lines": [{"process": name, "line": line} for name, line in pairs]}
+            case "shutdown":
+                target.request_shutdown(f"requested on the control socket by pid {peer.pid}")
+                return {"shutting_down": True}
+            case _:  # decode_request admits only VERB_FIELDS; a verb added there must be added here
+                raise RequestError(f"verb {verb!r} is not implemented by this server")
+
+    async def _follow(
+        self,
+        names: Sequence[str],
+        count: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Stream recent then new lines until the client hangs up or the supervisor stops."""
+        # Subscribe, then take the backlog, with no await in between: no line is lost or doubled
+        # (as long as follow() subscribes when called, not at its first iteration).
+        lines = self._target.follow(names)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            backlog = self._target.recent_lines(names, count) if count else []
+            writer.write(encode({"ok": True, "result": {"follow": True}}))
+            for name, line in backlog:
+                writer.write(encode({"process": name, "line": line}))
+            await _drain(writer)
+            pump = asyncio.create_task(_pump(lines, writer))
+            tasks = [pump, asyncio.create_task(_until_eof(reader))]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if pump.done():
+                pump.result()  # the supervisor stopped (returns) or following failed (raises)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # An async generator must be closed to run its cleanup (unsubscribe); a literal name.
+            close = getattr(lines, "aclose", None)
+            if callable(close):
+                await close()
+
+
+def _peer(writer: asyncio.StreamWriter) -> Peer:
+    sock = writer.get_extra_info("socket")
+    if sys.platform != "linux" or sock is None:
+        return Peer(pid=None, uid=None)
+    pid, uid, _gid = _UCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    )
+    return Peer(pid=pid, uid=uid)
+
+
+async def _pump(lines: AsyncIterator[tuple[str, str]], writer: asyncio.StreamWriter) -> None:
+    async for name, line in lines:
+        writer.write(encode({"process": name, "line": line}))
+        await _drain(writer)
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    """Return when the client hangs up; whatever it sends meanwhile is discarded."""
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(4096):
+            pass
+
+
+async def _drain(writer: asyncio.StreamWriter) -> None:
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            await writer.drain()
+    except (ConnectionError, TimeoutError):
+        raise ClientGone from None
+
+
+async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await _drain(writer)
+
+
+async def _reply_error(writer: asyncio.StreamWriter, message: str) -> None:
+    await _send(writer, encode({"ok": False, "error": message}))
+
+
+async def _hang_up(writer: asyncio.StreamWriter) -> None:
+    """Close the connection; abort it if the client will not take the last bytes."""
+    writer.close()
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            await writer.wait_closed()
+    except (TimeoutError, OSError):
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise

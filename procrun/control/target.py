@@ -1,0 +1,182 @@
+"""What the control socket may ask of a running supervisor (ControlTarget, a fixed set of
+operations) and the supervisor's side of it (SupervisorTarget).
+
+The server speaks the wire protocol and calls these; nothing is looked up by a name that came off
+the wire (supervisord's CVE-2017-11610 came from doing that).
+
+Every operation names processes by instance (`worker.1`) or by type (`worker`: all instances), and
+acts through the supervisor's own methods, so a manual stop uses the process's own stop sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from procrun import __version__
+from procrun.control.protocol import ProcessRow, StatusResult
+from procrun.errors import ProcrunError, UsageError
+from procrun.lifecycle import ALIVE_STATES
+from procrun.output.history import LogHistory
+from procrun.process import ManagedProcess
+from procrun.procinfo import TreeSampler, TreeUsage
+from procrun.signals import describe_returncode, exit_status
+from procrun.supervisor import Supervisor
+
+
+class ControlTarget(Protocol):
+    async def status(self, names: Sequence[str]) -> StatusResult:
+        """The supervisor's row and one row per process, JSON-ready.
+        Raises UsageError for an unknown name."""
+        ...
+
+    async def start(self, names: Sequence[str]) -> list[str]:
+        """Start stopped processes; the instance names acted on."""
+        ...
+
+    async def stop(self, names: Sequence[str]) -> list[str]:
+        """Stop with each process's own stop sequence; returns once they have stopped."""
+        ...
+
+    async def restart(self, names: Sequence[str]) -> list[str]:
+        """Graceful stop, then start again."""
+        ...
+
+    def send_signal(self, names: Sequence[str], sig: signal.Signals, group: bool) -> list[str]:
+        """Deliver `sig` to each main pid (or each process group); 'web.1: delivered' lines."""
+        ...
+
+    def recent_lines(self, names: Sequence[str], count: int) -> list[tuple[str, str]]:
+        """Up to `count` most recent (instance name, line) pairs, oldest first."""
+        ...
+
+    def follow(self, names: Sequence[str]) -> AsyncIterator[tuple[str, str]]:
+        """New (instance name, line) pairs as they are relayed, until the client goes away."""
+        ...
+
+    def request_shutdown(self, reason: str) -> None: ...
+
+
+class SupervisorTarget:
+    def __init__(
+        self, supervisor: Supervisor, history: LogHistory, sampler: TreeSampler | None = None
+    ) -> None:
+        self._supervisor = supervisor
+        self._history = history
+        self._sampler = sampler or TreeSampler()
+        self._started = time.time()
+
+    # --- naming ----------------------------------------------------------------------------------
+
+    def _everyone(self) -> list[ManagedProcess]:
+        release = [self._supervisor.release] if self._supervisor.release else []
+        return [*release, *self._supervisor.processes]
+
+    def _select(self, names: Sequence[str]) -> list[ManagedProcess]:
+        everyone = self._everyone()
+        if not names:
+            return everyone
+        chosen: list[ManagedProcess] = []
+        for name in names:
+            matches = [p for p in everyone if name in (p.name, p.spec.kind)]
+            if not matches:
+                valid = sorted({p.spec.kind for p in everyone} | {p.name for p in everyone})
+                raise UsageError(f'unknown process "{name}"; known: {", ".join(valid)}')
+            chosen += [p for p in matches if p not in chosen]
+        return chosen
+
+    def _require_running(self) -> None:
+        if self._supervisor.shutting_down:
+            raise ProcrunError("procrun is shutting down")
+
+    # --- status ----------------------------------------------------------------------------------
+
+    async def status(self, names: Sequence[str]) -> StatusResult:
+        chosen = self._select(names)
+        # Reading /proc for every tree takes a while with many processes: off the loop, which goes
+        # on relaying output meanwhile. Rows are built afterwards from the state as it is then; a
+        # process restarted meanwhile has a new pid, and so no usage rather than its predecessor's.
+        pids = [p.pid for p in chosen if p.pid is not None]
+        usage = await asyncio.to_thread(self._sampler.sample_many, pids)
+        supervisor = self._supervisor
+        return {
+            "supervisor": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "uptime_seconds": round(time.time() - self._started, 1),
+                "shutdown_timeout_seconds": supervisor.options.shutdown_timeout_seconds,
+                "shutting_down": supervisor.shutting_down,
+            },
+            "processes": [self._row(p, usage.get(p.pid) if p.pid else None) for p in chosen],
+        }
+
+    def _row(self, process: ManagedProcess, usage: TreeUsage | None) -> ProcessRow:
+        record = process.record
+        returncode = record.last_returncode
+        started = record.started_at
+        alive = process.state in ALIVE_STATES
+        return {
+            "name": process.name,
+            "state": str(process.state),
+            "pid": process.pid,
+            "uptime_seconds": (
+                round(self._supervisor.clock.now() - started, 1) if alive and started else None
+            ),
+            "restarts": record.restarts,
+            "last_exit": describe_returncode(returncode) if returncode is not None else None,
+            "last_exit_status": exit_status(returncode) if returncode is not None else None,
+            "reason": record.reason,
+            "oneshot": process.spec.settings.oneshot,
+            "rss_bytes": usage.rss_bytes if usage else None,
+            "cpu_percent": usage.cpu_percent if usage else None,
+            "tree_processes": usage.processes if usage else None,
+        }
+
+    # --- acting ----------------------------------------------------------------------------------
+
+    async def start(self, names: Sequence[str]) -> list[str]:
+        self._require_running()
+        chosen = self._select(names)
+        await asyncio.gather(*(self._supervisor.start_process(p) for p in chosen))
+        return [p.name for p in chosen]
+
+    async def stop(self, names: Sequence[str]) -> list[str]:
+        self._require_running()
+        chosen = self._select(names)
+        await asyncio.gather(
+            *(self._supervisor.stop_process(p, "stopped on request") for p in chosen)
+        )
+        return [p.name for p in chosen]
+
+    async def restart(self, names: Sequence[str]) -> list[str]:
+        self._require_running()
+        chosen = self._select(names)
+        await asyncio.gather(
+            *(self._supervisor.restart_process(p, "restart requested") for p in chosen)
+        )
+        return [p.name for p in chosen]
+
+    def send_signal(self, names: Sequence[str], sig: signal.Signals, group: bool) -> list[str]:
+        results = []
+        for process in self._select(names):
+            outcome = process.send(sig, group=group)
+            results.append(f"{process.name}: {outcome.value}")
+        return results
+
+    # --- logs ------------------------------------------------------------------------------------
+
+    def recent_lines(self, names: Sequence[str], count: int) -> list[tuple[str, str]]:
+        return self._history.recent(self._instance_names(names), count)
+
+    def follow(self, names: Sequence[str]) -> AsyncIterator[tuple[str, str]]:
+        return self._history.follow(self._instance_names(names))
+
+    def _instance_names(self, names: Sequence[str]) -> list[str]:
+        return [p.name for p in self._select(names)] if names else []
+
+    def request_shutdown(self, reason: str) -> None:
+        self._supervisor.request_shutdown(reason)

@@ -1,0 +1,59 @@
+"""Everything the supervisor reacts to, as small typed messages on its one queue.
+
+Processes are named by instance (`web.1`), not held: an event is plain data that any part of
+procrun can post without importing the process or supervisor modules. The events about one
+process share ProcessEvent's `process` field; those that add no field need no decorator.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProcessEvent:
+    process: str
+    """The instance it is about: `web.1`."""
+
+
+@dataclass(frozen=True)
+class ProcessExited(ProcessEvent):
+    """A child has exited and its output has been drained (or the drain bound passed)."""
+
+    returncode: int
+
+
+class ProcessStarted(ProcessEvent):
+    """A child has stayed up for min_uptime."""
+
+
+class RestartDue(ProcessEvent):
+    """A crashed process's backoff has run out."""
+
+
+@dataclass(frozen=True)
+class MemoryExceeded(ProcessEvent):
+    """The memory watchdog wants a graceful restart."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    signal: signal.Signals
+
+
+@dataclass(frozen=True)
+class ShutdownRequested:
+    reason: str
+
+
+Event = (
+    ProcessExited
+    | ProcessStarted
+    | RestartDue
+    | MemoryExceeded
+    | SignalReceived
+    | ShutdownRequested
+)

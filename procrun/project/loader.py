@@ -1,0 +1,139 @@
+"""A project on disk (Procfile, procrun.toml, .env) turned into the formation procrun will run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from procrun.errors import UsageError
+from procrun.lifecycle import effective_grace, second_signal_margin
+from procrun.project.config import Config, load_config, unknown_process_names
+from procrun.project.environ import load_env_files, merge_environment
+from procrun.project.formation import Formation, build_formation
+from procrun.project.platforms import detect_platform, grace_warnings
+from procrun.project.procfile import Procfile, load_procfile
+from procrun.project.values import parse_duration
+from procrun.settings import GiveUpPolicy, ProcessSpec
+
+
+@dataclass(frozen=True)
+class ProjectOptions:
+    """What the command line says about the project: which files, which processes, how many."""
+
+    procfile: Path = Path("Procfile")
+    root: Path | None = None
+    env_files: tuple[Path, ...] = ()
+    config: Path | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    only: tuple[str, ...] = ()
+    shutdown_timeout: str | None = None
+    platform_deadline: str | None = None
+    base_port: int = 5000
+    run_release: bool = True
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path  # the project directory, absolute: .env, procrun.toml, the control socket's name
+    procfile: Procfile
+    config: Config
+    formation: Formation
+    shutdown_timeout: float | None
+    platform: str | None
+    warnings: tuple[str, ...]
+    """Everything `procrun check` reports."""
+    start_warnings: tuple[str, ...]
+    """What `procrun start` logs: likely mistakes only, and deadline advice only where the
+    platform is known (not on a laptop)."""
+
+    @property
+    def on_give_up(self) -> GiveUpPolicy:
+        return self.config.on_give_up
+
+    def describe(self) -> list[str]:
+        """The resolved formation and settings, for `procrun check`."""
+        deadline = "none" if self.shutdown_timeout is None else f"{self.shutdown_timeout:g} s"
+        lines = [
+            f"Procfile: {self.procfile.path}",
+            f"settings: {self.config.source or 'defaults (no procrun.toml)'}",
+            f"shutdown deadline: {deadline}; on give-up: {self.on_give_up}; "
+            f"platform: {self.platform or 'not detected'}",
+        ]
+        release = [self.formation.release] if self.formation.release else []
+        for spec in (*release, *self.formation.processes):
+            lines.append(self._describe_spec(spec))
+        lines += [f"warning: {warning}" for warning in self.warnings]
+        return lines
+
+    def _describe_spec(self, spec: ProcessSpec) -> str:
+        s = spec.settings
+        grace = effective_grace(s, self.shutdown_timeout)
+        stop = f"{s.stop_signal.name}"
+        if s.second_signal is not None and s.second_signal != s.stop_signal:
+            margin = second_signal_margin(s, grace)
+            stop += f", {s.second_signal.name} {margin:g} s before the end"
+        kind = "one-shot" if s.oneshot else f"restart {s.restart}"
+        return (
+            f"{spec.name}: {spec.command}\n"
+            f"    grace {grace:g} s ({stop}, then SIGKILL to the group); {kind}, "
+            f"max {s.max_restarts} restarts in {s.restart_window_seconds:g} s; "
+            f"PORT={spec.env.get('PORT', '-')}; cwd {spec.cwd}"
+        )
+
+
+def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project:
+    if options.root is not None and not options.root.is_dir():
+        raise UsageError(f"-d/--root: no such directory: {options.root.absolute()}")
+    procfile = load_procfile(options.procfile)
+    root = (options.root or options.procfile.parent).resolve()
+    config = load_config(root, options.config)
+    dotenv_paths = options.env_files or (root / ".env",)
+    dotenv = load_env_files(dotenv_paths, required=bool(options.env_files))
+    merged = merge_environment(environ, dotenv)
+    formation = build_formation(
+        procfile,
+        config,
+        merged,
+        real_keys=frozenset(environ),
+        directory=root,
+        counts=options.counts,
+        only=options.only,
+        base_port=options.base_port,
+        run_release=options.run_release,
+    )
+    if options.shutdown_timeout is not None:
+        timeout: float | None = parse_duration(
+            options.shutdown_timeout, "--shutdown-timeout / PROCRUN_SHUTDOWN_TIMEOUT"
+        )
+    else:
+        timeout = config.shutdown_timeout_seconds
+    warnings = [
+        f'{config.source}: settings for "{name}", which the Procfile does not define'
+        for name in unknown_process_names(config, procfile)
+    ]
+    if config.shadowed is not None:
+        warnings.append(
+            f"{config.shadowed}: [tool.procrun] is ignored because {config.source} exists"
+        )
+    if options.platform_deadline is not None:
+        stated: float | None = parse_duration(
+            options.platform_deadline, "--platform-deadline / PROCRUN_PLATFORM_DEADLINE"
+        )
+    else:
+        stated = config.platform_deadline_seconds
+    platform = detect_platform(environ)
+    deadline_warnings = grace_warnings(formation, timeout, platform, stated)
+    start_warnings: list[str] = []
+    if platform is not None or stated is not None:
+        start_warnings = grace_warnings(formation, timeout, platform, stated, include_cuts=False)
+    return Project(
+        root,
+        procfile,
+        config,
+        formation,
+        timeout,
+        platform,
+        tuple(warnings + deadline_warnings),
+        tuple(start_warnings),
+    )

@@ -1,0 +1,85 @@
+"""Reaping: collecting the exit of every child procrun spawned, and of orphans it adopted.
+
+procrun owns all waiting. It never uses asyncio's child watchers (whose blanket or per-thread
+waits race with ours); on every SIGCHLD it polls each pid it spawned with ``waitid(WNOWAIT)``. An
+exited leader is still a zombie at that point, so its pid, and with it the process-group id, cannot
+be reused: procrun SIGKILLs whatever is left of the group, and only then reaps the leader. Orphans
+re-parented to procrun (as PID 1, or as a child subreaper on Linux) are found through
+``/proc/self/task/*/children`` and reaped by pid, so no exit status of an owned child is stolen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from procrun.signals import send_group_signal
+from procrun.undertaker import Undertaker
+
+ExitCallback = Callable[[int], None]
+
+
+class Reaper:
+    """Collects the exit of every child procrun spawned, and of orphans it adopted."""
+
+    def __init__(self, *, adopt_orphans: bool, undertaker: Undertaker | None = None) -> None:
+        self.adopt_orphans = adopt_orphans
+        self._owned: dict[int, ExitCallback] = {}
+        self.orphans_reaped: list[tuple[int, int]] = []
+        self._undertaker = undertaker
+        if undertaker is not None:
+            self._owned[undertaker.pid] = undertaker.exited  # ours to reap, not an orphan
+
+    def register(self, pid: int, on_exit: ExitCallback) -> None:
+        """`pid` leads its own process group; its exit is reported to `on_exit`."""
+        self._owned[pid] = on_exit
+        if self._undertaker is not None:
+            self._undertaker.track(pid)
+
+    def reap(self) -> None:
+        """Handle one SIGCHLD (signals coalesce, so look at every owned pid)."""
+        for pid in list(self._owned):
+            if not _has_exited(pid):
+                continue
+            # Still a zombie, so the group id cannot have been reused: kill the stragglers.
+            send_group_signal(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            if self._undertaker is not None:
+                self._undertaker.forget(pid)
+            self._owned.pop(pid)(os.waitstatus_to_exitcode(status))
+        if self.adopt_orphans:
+            self._reap_orphans()
+
+    def _reap_orphans(self) -> None:
+        for pid in self.orphans():
+            try:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if reaped:
+                self.orphans_reaped.append((pid, os.waitstatus_to_exitcode(status)))
+
+    def orphans(self) -> list[int]:
+        """Children of procrun it did not spawn: descendants re-parented to it."""
+        return [pid for pid in list_children() if pid not in self._owned]
+
+
+def _has_exited(pid: int) -> bool:
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return info is not None and info.si_pid == pid
+
+
+def list_children(pid: int | None = None) -> list[int]:
+    """Direct children of `pid` (default: this process), from Linux /proc: empty elsewhere (where
+    nothing is adopted) and for a pid that is gone."""
+    children: list[int] = []
+    for children_file in Path(f"/proc/{pid or 'self'}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            children.extend(int(pid) for pid in children_file.read_text().split())
+    return children

@@ -1,0 +1,126 @@
+"""The line relay as a unit: chunks in, whole prefixed lines out."""
+
+import asyncio
+import fcntl
+import os
+
+import pytest
+
+from procrun.output.relay import (
+    CHILD_PIPE_BYTES,
+    MAX_GROWN_CHILD_PIPES,
+    OutputStyle,
+    Relay,
+    use_colour,
+)
+from tests.fakeclock import FakeClock
+from tests.harness import DEADLINE_SECONDS
+from tests.sinks import CollectingSink
+
+
+def relay_with(style: OutputStyle | None = None) -> tuple[Relay, CollectingSink]:
+    sink = CollectingSink()
+    relay = Relay(sink, style or OutputStyle(), clock=FakeClock())
+    relay.reserve(["web.1", "worker.1"])
+    return relay, sink
+
+
+def test_colour_rules() -> None:
+    assert use_colour(True, {}) is True
+    assert use_colour(False, {}) is False
+    assert use_colour(True, {"NO_COLOR": "1"}) is False
+    assert use_colour(False, {"FORCE_COLOR": "1"}) is True
+    assert use_colour(True, {"NO_COLOR": "1", "FORCE_COLOR": "1"}) is False
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_colour_prefix_resets_after_the_name(timestamps: bool) -> None:
+    relay, sink = relay_with(OutputStyle(colour=True, timestamps=timestamps))
+    relay.emit_lines("web.1", "web", b"hi")
+    assert sink.data.startswith(b"\x1b[")
+    assert b"\x1b[0m hi\n" in sink.data
+
+
+async def test_the_drain_guard_does_not_run_while_stdout_is_full() -> None:
+    """An exit waits for the child's last lines; a full stdout must not make it give up on them
+    (they are in the pipe, waiting for the reader)."""
+    clock = FakeClock()
+    sink = CollectingSink()
+    relay = Relay(sink, OutputStyle(), clock=clock)
+    never_drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fired: list[None] = []
+    sink.on_pause()
+    relay.after_drain(never_drained, 0.05, lambda: fired.append(None))
+    clock.advance(0.3)  # six guard periods while paused
+    assert fired == []
+    sink.on_resume()
+    clock.advance(0.05)
+    assert fired == [None]
+
+
+async def test_the_drain_guard_gives_up_on_a_pipe_held_open() -> None:
+    clock = FakeClock()
+    relay = Relay(CollectingSink(), OutputStyle(), clock=clock)
+    never_drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fired: list[None] = []
+    relay.after_drain(never_drained, 0.05, lambda: fired.append(None))
+    clock.advance(0.049)
+    assert fired == []
+    clock.advance(0.001)
+    assert fired == [None]
+
+
+async def test_a_drained_pipe_fires_once_and_cancels_the_guard() -> None:
+    clock = FakeClock()
+    relay = Relay(CollectingSink(), OutputStyle(), clock=clock)
+    drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fired: list[None] = []
+    relay.after_drain(drained, 0.05, lambda: fired.append(None))
+    drained.set_result(None)
+    await asyncio.sleep(0)  # the future's callbacks run on the next pass of the loop
+    clock.advance(1.0)
+    assert fired == [None]
+    assert clock.pending() == []
+
+
+async def test_child_pipes_grow_while_few_are_relayed() -> None:
+    """Up to MAX_GROWN_CHILD_PIPES pipes at a time get CHILD_PIPE_BYTES (fewer, bigger batches);
+    past that, pipes keep the default, so procrun's share of the user's pipe quota stays small."""
+    relay, _ = relay_with()
+    pipes = [os.pipe() for _ in range(MAX_GROWN_CHILD_PIPES + 1)]
+    done = [asyncio.get_running_loop().create_future() for _ in pipes]
+    try:
+        for (read_end, _), finished in zip(pipes, done, strict=True):
+            await relay.attach("web.1", "web", read_end, finished)
+        sizes = [fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) for _, write_end in pipes]
+        assert sizes[:-1] == [CHILD_PIPE_BYTES] * MAX_GROWN_CHILD_PIPES
+        assert sizes[-1] < CHILD_PIPE_BYTES
+    finally:
+        for _, write_end in pipes:
+            os.close(write_end)  # EOF: the relay closes the read ends
+        await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
+
+
+async def test_a_burst_keeps_the_heap_and_ordinary_output_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read larger than a default pipe (a child flooding) turns on procrun/output/heap.py's
+    thresholds; ordinary output leaves glibc's defaults alone. Each write lands in the pipe
+    before the loop reads it, so each is one read."""
+    calls: list[None] = []
+    monkeypatch.setattr("procrun.output.relay.keep_heap_for_bursts", lambda: calls.append(None))
+    relay, sink = relay_with()
+    read_end, write_end = os.pipe()
+    done = asyncio.get_running_loop().create_future()
+    await relay.attach("web.1", "web", read_end, done)
+    try:
+        os.write(write_end, b"one line\n" * 100 + b"small done\n")
+        await sink.wait_for(r"small done\n", DEADLINE_SECONDS)
+        assert calls == []
+        burst = (b"x" * 59 + b"\n") * 3000 + b"burst done\n"  # 180 KB: fits the grown pipe
+        assert os.write(write_end, burst) == len(burst)
+        await sink.wait_for(r"burst done\n", DEADLINE_SECONDS)
+        assert calls == [None]
+    finally:
+        os.close(write_end)
+        await asyncio.wait_for(done, DEADLINE_SECONDS)

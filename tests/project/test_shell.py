@@ -1,0 +1,44 @@
+import subprocess
+
+import pytest
+
+from procrun.project.shell import shell_argv
+
+
+@pytest.mark.parametrize(
+    ("command", "script"),
+    [
+        ("gunicorn app:app -b 0.0.0.0:$PORT", "exec gunicorn app:app -b 0.0.0.0:$PORT"),
+        ("FOO=1 BAR='a b' python -m x", "FOO=1 BAR='a b' exec python -m x"),
+        ("celery -A app worker > /dev/null 2>&1", "exec celery -A app worker > /dev/null 2>&1"),
+    ],
+)
+def test_simple_commands_are_execed_so_the_program_leads_the_group(
+    command: str, script: str
+) -> None:
+    assert shell_argv(command) == ("/bin/sh", "-c", script)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "python manage.py migrate && gunicorn app",
+        "a; b",
+        "a | b",
+        "sleep 1 &",
+        "if true; then x; fi",
+        "exec gunicorn app",
+        "echo $(date)",
+        "FOO=1",
+        "echo 'unbalanced",
+    ],
+)
+def test_compound_commands_run_under_the_shell_unchanged(command: str) -> None:
+    assert shell_argv(command) == ("/bin/sh", "-c", command)
+
+
+def test_assignments_before_exec_reach_the_program() -> None:
+    out = subprocess.run(
+        shell_argv("GREETING='hello there' printenv GREETING"), capture_output=True, check=True
+    )
+    assert out.stdout == b"hello there\n"
