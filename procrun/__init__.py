@@ -11,12 +11,13 @@ Module map, one line a module:
   quoting.py              how user input is quoted inside an error message
   settings.py             ProcessSettings and ProcessSpec: what the parsers produce, the core reads
   clock.py                time as an injected dependency (the loop's clock, a fake one in tests)
-  lifecycle.py            process states, the transition table, pure restart and stop decisions
+  lifecycle.py            states, transitions, pure restart, stop-plan and exit-code decisions
   events.py               the typed messages on the supervisor's one queue
 
   The core
   supervisor.py           owns the processes and the queue; decides restarts, shutdown, exit code
-  process.py              ManagedProcess: one child, its state, its group, its stop sequence
+  process.py              ManagedProcess: one child, its state, its process group
+  stopping.py             running a stop plan: each step at its time, re-planned on a deadline
   signals.py              receiving and delivering signals, the child's side of spawning
   reaper.py               collecting every exit: owned children by pid, adopted orphans
   undertaker.py           kills what a SIGKILLed procrun would leave behind
@@ -30,6 +31,7 @@ Module map, one line a module:
   project/textfile.py     reading a UTF-8 file, with the one set of read and decode errors
   project/values.py       durations, sizes and signal names as people write them
   project/config.py       procrun.toml or [tool.procrun] -> Config -> each type's settings
+  project/processkeys.py  the keys of a process table and the converters of their values
   project/celery_worker.py  recognising a Celery worker from its command
   project/shell.py        how a command runs: /bin/sh, with exec where the program can lead
   project/formation.py    entries + settings + counts -> the ProcessSpecs to run
@@ -51,6 +53,7 @@ Module map, one line a module:
   control/listener.py     binding the socket file: stale ones replaced, live ones never taken
   control/requests.py     checking a request off the wire before anything acts on it
   control/server.py       the server `procrun start` runs: peer check, one task a connection
+  control/connection.py   one connection's I/O: the peer, replies, streams, hanging up
   control/target.py       what a request may do (ControlTarget), and the supervisor's side of it
   control/client.py       finding a supervisor and asking it, for the short-lived commands
 

@@ -47,6 +47,8 @@ class SignalReceived:
 @dataclass(frozen=True)
 class ShutdownRequested:
     reason: str
+    force: bool = False
+    """As a second Ctrl-C: each stop moves to its last signal now (lifecycle.force_stop)."""
 
 
 Event = (

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from procrun.errors import EXIT_OK, EXIT_STOP_DENIED
 from procrun.settings import ProcessSettings, RestartPolicy
 
 
@@ -64,6 +66,30 @@ class IllegalTransitionError(RuntimeError):
 def check_transition(process: str, current: ProcessState, target: ProcessState) -> None:
     if target not in TRANSITIONS[current]:
         raise IllegalTransitionError(process, current, target)
+
+
+# --- what is known of a process --------------------------------------------------------------
+
+
+class StopOutcome(enum.Enum):
+    """What a stop had to do beyond its stop signal, for procrun's own exit code."""
+
+    KILLED = "killed"  # a SIGKILL was delivered
+    DENIED = "denied"  # a signal was refused (EPERM): the process may live on
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What is known of a process beyond its state, for status and the exit code. Frozen: only
+    ManagedProcess makes a new one, in the method that makes the change."""
+
+    started_at: float | None = None
+    restarts: int = 0
+    last_returncode: int | None = None
+    reason: str | None = None
+    """Why it is STOPPED, FATAL, stopping or restarting."""
+    stop_outcome: StopOutcome | None = None
+    """Since the last spawn: whether a SIGKILL was needed or a signal was refused."""
 
 
 # --- after an exit -----------------------------------------------------------------------------
@@ -170,3 +196,130 @@ def stop_plan(settings: ProcessSettings, grace: float) -> tuple[StopStep, ...]:
         steps.append(StopStep(at, second, Target.LEADER))
     steps.append(StopStep(grace, signal.SIGKILL, Target.GROUP))
     return tuple(steps)
+
+
+# --- a stop under way, against the deadline ---------------------------------------------------
+#
+# The invariant: once a shutdown has begun with a deadline D, every stop ends with its SIGKILL to
+# the group at or before D, whether the shutdown began it or it was already under way (a stop or
+# restart on request, the memory watchdog). A stop already under way keeps the steps it has
+# delivered; each step still to come is re-timed within the window that is left, so the second
+# signal comes early enough to work (half the window at most, as for any stop), and a step whose
+# new time has passed goes at once. Re-planning only ever moves a step earlier. A forced stop
+# (a second Ctrl-C) moves the next step to now; a second signal sent that way is followed by the
+# SIGKILL a short, fixed time later; a third forces the SIGKILL at once.
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    at: float  # on the supervisor's clock
+    signal: signal.Signals
+    target: Target
+
+
+@dataclass(frozen=True)
+class StopPlan:
+    started: float
+    steps: tuple[PlannedStep, ...]
+    delivered: int = 0
+    """How many of `steps` have been delivered."""
+
+    @property
+    def next(self) -> PlannedStep | None:
+        return self.steps[self.delivered] if self.delivered < len(self.steps) else None
+
+    @property
+    def kill_at(self) -> float:
+        """When the SIGKILL to the group goes (the last step)."""
+        return self.steps[-1].at
+
+    def after_delivery(self) -> StopPlan:
+        return replace(self, delivered=self.delivered + 1)
+
+
+def plan_stop(settings: ProcessSettings, started: float, grace: float) -> StopPlan:
+    """The stop plan of a stop beginning at `started` with `grace`, on the clock."""
+    steps = tuple(
+        PlannedStep(started + step.at_seconds, step.signal, step.target)
+        for step in stop_plan(settings, grace)
+    )
+    return StopPlan(started, steps)
+
+
+def cap_stop(settings: ProcessSettings, plan: StopPlan, deadline: float) -> StopPlan:
+    """`plan` bound by a shutdown `deadline`: the SIGKILL at the latest at the deadline, the steps
+    still to come re-timed as a stop from the same start with the shorter window would have
+    them, none moved later."""
+    if plan.kill_at <= deadline:
+        return plan
+    fresh = plan_stop(settings, plan.started, max(deadline - plan.started, 0.0))
+    fresh_at = {(step.signal, step.target): step.at for step in fresh.steps}
+    pending = tuple(
+        replace(old, at=min(old.at, fresh_at.get((old.signal, old.target), deadline), deadline))
+        for old in plan.steps[plan.delivered :]
+    )
+    return replace(plan, steps=plan.steps[: plan.delivered] + pending)
+
+
+def force_stop(plan: StopPlan, now: float, kill_after: float) -> StopPlan:
+    """A forced stop: the last signal before the SIGKILL that is still to come (the second
+    signal, for a Celery worker: QUIT requeues its tasks) goes now, and the SIGKILL `kill_after`
+    later (sooner if the plan had it sooner); with only the SIGKILL left, it goes now."""
+    done = plan.steps[: plan.delivered]
+    pending = plan.steps[plan.delivered :]
+    if not pending:
+        return plan
+    kill = pending[-1]
+    if len(pending) == 1:
+        return replace(plan, steps=(*done, replace(kill, at=now)))
+    last_signal = replace(pending[-2], at=now)
+    return replace(
+        plan, steps=(*done, last_signal, replace(kill, at=min(kill.at, now + kill_after)))
+    )
+
+
+def describe_forced(name: str, plan: StopPlan) -> str:
+    """`worker.1 gets SIGQUIT now, SIGKILL in 3 s`, for the forced stop's message."""
+    step = plan.next
+    if step is None:
+        return f"{name} has nothing left to receive"
+    kill = f", SIGKILL in {plan.kill_at - step.at:g} s" if plan.kill_at > step.at else ""
+    return f"{name} gets {step.signal.name} now{kill}"
+
+
+# --- procrun's own exit code ---------------------------------------------------------------
+
+
+def exit_code(cause: RunRecord | None, processes: Sequence[tuple[ProcessState, RunRecord]]) -> int:
+    """The code `procrun start` exits with (README "Exit codes"): the status of the process whose
+    exit stopped procrun; else 1 if a kill was denied; else the status of a process that had to
+    be SIGKILLed, or that gave up; else 0."""
+    if cause is not None:
+        return exit_status(cause.last_returncode or 1)
+    if any(record.stop_outcome is StopOutcome.DENIED for _, record in processes):
+        return EXIT_STOP_DENIED
+    for _, record in processes:
+        if record.stop_outcome is StopOutcome.KILLED and record.last_returncode is not None:
+            return exit_status(record.last_returncode)
+    for state, record in processes:
+        if state is ProcessState.FATAL and record.last_returncode is not None:
+            return exit_status(record.last_returncode)
+    return EXIT_OK
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def describe_returncode(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal_name(-returncode)}"
+    return f"exited with code {returncode}"
+
+
+def exit_status(returncode: int) -> int:
+    """A Popen-style return code (negative for 'killed by signal N') as a shell exit status."""
+    return 128 - returncode if returncode < 0 else returncode

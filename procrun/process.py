@@ -10,60 +10,41 @@ read the state and a frozen RunRecord.
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import structlog
 
 from procrun import signals
-from procrun.clock import Clock, Timer, wait_until
+from procrun.clock import Clock, Timer
 from procrun.events import ProcessExited, ProcessStarted
 from procrun.lifecycle import (
     ALIVE_STATES,
+    PlannedStep,
     ProcessState,
-    StopStep,
+    RunRecord,
+    StopOutcome,
+    StopPlan,
     Target,
     check_transition,
+    plan_stop,
     recent_failures,
-    stop_plan,
 )
 from procrun.output.relay import Relay
 from procrun.reaper import Reaper
 from procrun.settings import ProcessSpec
+from procrun.stopping import StopSequence
 
 log = structlog.get_logger()
 
 OUTPUT_DRAIN_SECONDS = 1.0
 """How long an exit waits for the rest of the child's output (a daemonised grandchild in another
 session may hold the pipe open for ever)."""
-KILL_RETRY_MAX_SECONDS = 5.0
 SPAWN_FAILED_RETURNCODE = 127  # what a shell reports for a command it cannot run
-
-
-class StopOutcome(enum.Enum):
-    """What a stop had to do beyond its stop signal, for procrun's own exit code."""
-
-    KILLED = "killed"  # a SIGKILL was delivered
-    DENIED = "denied"  # a signal was refused (EPERM): the process may live on
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What is known of a process beyond its state, for status and the exit code. Frozen: only
-    ManagedProcess makes a new one, in the method that makes the change."""
-
-    started_at: float | None = None
-    restarts: int = 0
-    last_returncode: int | None = None
-    reason: str | None = None
-    """Why it is STOPPED, FATAL, stopping or restarting."""
-    stop_outcome: StopOutcome | None = None
-    """Since the last spawn: whether a SIGKILL was needed or a signal was refused."""
 
 
 Post = Callable[[ProcessExited | ProcessStarted], None]
@@ -93,6 +74,7 @@ class ManagedProcess:
         self._exited: asyncio.Future[int] | None = None
         self._timer: Timer | None = None
         self._state_changed = asyncio.Event()
+        self._stopping: StopSequence | None = None
 
     # --- what others read ------------------------------------------------------------------------
 
@@ -112,6 +94,13 @@ class ManagedProcess:
     @property
     def record(self) -> RunRecord:
         return self._record
+
+    @property
+    def stop(self) -> StopPlan | None:
+        """The stop under way (STOPPING), with what it has delivered and what is still to come."""
+        if self._stopping is None or self._state is not ProcessState.STOPPING:
+            return None
+        return self._stopping.plan
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} {self.state} pid={self.pid}>"
@@ -268,38 +257,41 @@ class ManagedProcess:
             case ProcessState.DRAINING:
                 # Reaped already: nothing to signal; its exit event completes the stop.
                 self._record = replace(self._record, reason=reason)
+                self._stopping = None
                 self._transition(ProcessState.STOPPING, grace=grace)
                 return None
             case ProcessState.STARTING | ProcessState.RUNNING if self._exited is not None:
                 self._cancel_timer()
                 self._record = replace(self._record, reason=reason)
+                plan = plan_stop(self.spec.settings, self._clock.now(), grace)
+                self._stopping = StopSequence(
+                    self.name, self.spec.settings, plan, self._clock, self._deliver, self._exited
+                )
                 self._transition(ProcessState.STOPPING, grace=grace)
-                return self._run_stop_plan(grace, self._exited)
+                return self._stopping.run()
             case _:
                 return None
 
-    async def _run_stop_plan(self, grace: float, exited: asyncio.Future[int]) -> None:
-        """Stop signal to the leader, optional second signal before the deadline, SIGKILL to the
-        whole group at the deadline; if a kill is denied, keep trying: never count it as stopped."""
-        started = self._clock.now()
-        for step in stop_plan(self.spec.settings, grace):
-            if await wait_until(self._clock, exited, started + step.at_seconds):
-                return
-            self._deliver(step)
-        retry = 0.5
-        while not await wait_until(self._clock, exited, self._clock.now() + retry):
-            self._deliver(StopStep(0.0, signal.SIGKILL, Target.GROUP))
-            retry = min(retry * 2, KILL_RETRY_MAX_SECONDS)
+    def cap_stop(self, deadline: float) -> None:
+        """A shutdown began: a stop already under way ends by `deadline` (lifecycle.cap_stop)."""
+        if self._stopping is not None and self._state is ProcessState.STOPPING:
+            self._stopping.cap(deadline)
+
+    def force_stop(self, kill_after: float) -> StopPlan | None:
+        """Move the stop under way to its next step now (lifecycle.force_stop); the new plan."""
+        if self._stopping is None or self._state is not ProcessState.STOPPING or self._pid is None:
+            return None
+        return self._stopping.force(kill_after)
 
     def kill_now(self) -> None:
-        """SIGKILL the whole group at once (a second Ctrl-C)."""
+        """SIGKILL the whole group at once (a third Ctrl-C)."""
         if self._state in ALIVE_STATES:
-            self._deliver(StopStep(0.0, signal.SIGKILL, Target.GROUP))
+            self._deliver(PlannedStep(0.0, signal.SIGKILL, Target.GROUP))
 
     def send(self, sig: signal.Signals, *, group: bool = False) -> signals.Delivery:
-        return self._deliver(StopStep(0.0, sig, Target.GROUP if group else Target.LEADER))
+        return self._deliver(PlannedStep(0.0, sig, Target.GROUP if group else Target.LEADER))
 
-    def _deliver(self, step: StopStep) -> signals.Delivery:
+    def _deliver(self, step: PlannedStep) -> signals.Delivery:
         pid = self._pid
         if pid is None:
             return signals.Delivery.GONE

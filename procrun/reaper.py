@@ -16,8 +16,12 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from procrun.signals import send_group_signal
+import structlog
+
+from procrun.signals import send_group_signal, send_signal
 from procrun.undertaker import Undertaker
+
+log = structlog.get_logger()
 
 ExitCallback = Callable[[int], None]
 
@@ -28,7 +32,6 @@ class Reaper:
     def __init__(self, *, adopt_orphans: bool, undertaker: Undertaker | None = None) -> None:
         self.adopt_orphans = adopt_orphans
         self._owned: dict[int, ExitCallback] = {}
-        self.orphans_reaped: list[tuple[int, int]] = []
         self._undertaker = undertaker
         if undertaker is not None:
             self._owned[undertaker.pid] = undertaker.exited  # ours to reap, not an orphan
@@ -60,7 +63,16 @@ class Reaper:
             except ChildProcessError:
                 continue
             if reaped:
-                self.orphans_reaped.append((pid, os.waitstatus_to_exitcode(status)))
+                log.debug("orphan.reaped", pid=pid, returncode=os.waitstatus_to_exitcode(status))
+
+    def signal_orphans(self, sig: signal.Signals) -> list[int]:
+        """Send `sig` to every adopted orphan; the pids signalled."""
+        orphans = self.orphans()
+        if orphans:
+            log.warning("orphans.signalled", pids=orphans, signal=sig.name)
+        for pid in orphans:
+            send_signal(pid, sig)
+        return orphans
 
     def orphans(self) -> list[int]:
         """Children of procrun it did not spawn: descendants re-parented to it."""

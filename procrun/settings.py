@@ -76,3 +76,16 @@ class ProcessSpec:
     settings: ProcessSettings
     source: str = ""
     """Where the command came from, e.g. `Procfile:3`, for messages."""
+
+
+DEFAULT_FORCE_KILL_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    """Formation-wide settings the supervisor runs with."""
+
+    shutdown_timeout_seconds: float | None = None
+    on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
+    force_kill_seconds: float = DEFAULT_FORCE_KILL_SECONDS
+    """After a forced stop's last signal (QUIT for a Celery worker), how long until SIGKILL."""

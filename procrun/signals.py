@@ -1,5 +1,4 @@
-"""Receiving signals, delivering them, turning wait statuses into exit codes, and the child's
-side of spawning.
+"""Receiving signals, delivering them, and the child's side of spawning.
 
 Design note
 -----------
@@ -40,24 +39,6 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def exit_status(returncode: int) -> int:
-    """A Popen-style return code (negative for 'killed by signal N') as a shell exit status."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def describe_returncode(returncode: int) -> str:
-    if returncode < 0:
-        return f"killed by {signal_name(-returncode)}"
-    return f"exited with code {returncode}"
 
 
 # --- receiving -----------------------------------------------------------------------------------

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from procrun import signals
 from procrun.clock import Clock, wait_until
-from procrun.errors import EXIT_STOP_DENIED
 from procrun.events import (
     Event,
     MemoryExceeded,
@@ -35,13 +33,15 @@ from procrun.lifecycle import (
     ProcessState,
     Restart,
     decide_after_exit,
+    describe_returncode,
     effective_grace,
+    exit_code,
     exit_was_wanted,
 )
 from procrun.output.relay import Relay
-from procrun.process import ManagedProcess, StopOutcome
+from procrun.process import ManagedProcess
 from procrun.reaper import Reaper
-from procrun.settings import GiveUpPolicy, ProcessSpec
+from procrun.settings import GiveUpPolicy, ProcessSpec, SupervisorOptions
 from procrun.watchdog import MemoryWatchdog
 
 log = structlog.get_logger()
@@ -51,17 +51,12 @@ HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
 ORPHAN_GRACE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class SupervisorOptions:
-    shutdown_timeout_seconds: float | None = None
-    on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
-
-
 @dataclass
 class _Shutdown:
     reason: str
     cause: ManagedProcess | None  # the process whose exit made procrun stop, if any
-    forced: bool = False
+    deadline: float | None = None  # on the clock: every stop's SIGKILL comes by then
+    forces: int = 0  # second Ctrl-Cs (or `shutdown --force`) so far
 
 
 class Supervisor:
@@ -90,6 +85,7 @@ class Supervisor:
         self._by_name = {p.name: p for p in self.everyone}
         self._active: list[ManagedProcess] = []
         self._shutdown: _Shutdown | None = None
+        self._shutdown_begun = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
 
     def _manage(self, spec: ProcessSpec) -> ManagedProcess:
@@ -108,6 +104,9 @@ class Supervisor:
     @property
     def shutting_down(self) -> bool:
         return self._shutdown is not None
+
+    async def shutdown_begun(self) -> None:
+        await self._shutdown_begun.wait()
 
     @property
     def clock(self) -> Clock:
@@ -171,13 +170,13 @@ class Supervisor:
         match event:
             case SignalReceived(signal=signal.SIGCHLD):
                 self._reaper.reap()
-                for pid, returncode in self._reaper.orphans_reaped:
-                    log.debug("orphan.reaped", pid=pid, returncode=returncode)
-                self._reaper.orphans_reaped.clear()
             case SignalReceived(signal=sig):
                 self._on_stop_signal(sig)
-            case ShutdownRequested(reason=reason):
-                self.request_shutdown(reason)
+            case ShutdownRequested(reason=reason, force=False):
+                if self._shutdown is None:
+                    self._begin_shutdown(reason, cause=None)
+            case ShutdownRequested(reason=reason, force=True):
+                self._force_shutdown(reason)
             case ProcessStarted(process=name):
                 # A no-op if it exited or is stopping: the min-uptime timer lost the race.
                 self._by_name[name].mark_running()
@@ -209,10 +208,13 @@ class Supervisor:
             await process.spawn(reason=reason, fresh_budget=True)
 
     async def stop_process(self, process: ManagedProcess, reason: str) -> None:
-        """Stop with the process's own stop sequence and grace; it stays stopped until started."""
+        """Stop with the process's own stop sequence and grace; it stays stopped until started.
+        The full grace, until a shutdown begins: then its deadline binds this stop too."""
         stopping = process.begin_stop(process.spec.settings.grace_seconds, reason)
         if stopping is not None:
-            await stopping
+            self._run_soon(stopping)  # the supervisor's, not the caller's: a client may go away
+        if self._shutdown is not None and self._shutdown.deadline is not None:
+            process.cap_stop(self._shutdown.deadline)
         await process.wait_for_state(*SETTLED_STATES)
 
     async def restart_process(
@@ -227,7 +229,7 @@ class Supervisor:
     # --- exits -----------------------------------------------------------------------------------
 
     def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
-        outcome = signals.describe_returncode(returncode)
+        outcome = describe_returncode(returncode)
         if process.state is ProcessState.STOPPING:
             process.finish_stop()
             log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
@@ -257,51 +259,77 @@ class Supervisor:
 
     # --- stopping --------------------------------------------------------------------------------
 
-    def request_shutdown(self, reason: str) -> None:
-        if self._shutdown is None:
-            self._begin_shutdown(reason, cause=None)
+    def request_shutdown(self, reason: str, *, force: bool = False) -> None:
+        """From outside the loop (the control socket): handled as an event, so the loop wakes
+        even when nothing else would happen (every process already stopped)."""
+        self.post(ShutdownRequested(reason, force))
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self._shutdown is None:
             self._begin_shutdown(f"received {sig.name}", cause=None)
-        elif sig is signal.SIGINT and not self._shutdown.forced:
-            self._shutdown.forced = True
-            log.warning("shutdown.forced", signal=sig.name)
-            for process in self._active:
-                process.kill_now()
-            if self._relay.paused:
-                self._relay.abandon()  # a stalled stdout must not hold a forced stop
+        elif sig is signal.SIGINT:
+            self._force_shutdown(f"received {sig.name} again")
         else:
             log.info("signal.ignored", signal=sig.name, reason="shutdown already under way")
 
+    def _force_shutdown(self, reason: str) -> None:
+        """The first force moves every stop to its last signal now and its SIGKILL shortly after
+        (lifecycle.force_stop); any later one SIGKILLs everything at once."""
+        if self._shutdown is None:
+            self._begin_shutdown(reason, cause=None)
+        assert self._shutdown is not None
+        self._shutdown.forces += 1
+        if self._shutdown.forces == 1:
+            steps = []
+            for process in self._active:
+                plan = process.force_stop(self.options.force_kill_seconds)
+                if plan is not None and (step := plan.next) is not None:
+                    kill = (
+                        f", SIGKILL in {plan.kill_at - step.at:g} s"
+                        if plan.kill_at > step.at
+                        else ""
+                    )
+                    steps.append(f"{process.name} gets {step.signal.name} now{kill}")
+            plan_text = "; ".join(steps) or "nothing left to stop"
+            log.warning(
+                "shutdown.forced", reason=reason, plan=f"{plan_text}; Ctrl-C again to kill now"
+            )
+        else:
+            log.warning("shutdown.killing", reason=reason)
+            for process in self._active:
+                process.kill_now()
+        if self._relay.paused:
+            self._relay.abandon()  # a stalled stdout must not hold a forced stop
+
     def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> None:
-        self._shutdown = _Shutdown(reason, cause)
-        log.info("shutdown.started", reason=reason, deadline=self.options.shutdown_timeout_seconds)
+        timeout = self.options.shutdown_timeout_seconds
+        deadline = None if timeout is None else self._clock.now() + timeout
+        self._shutdown = _Shutdown(reason, cause, deadline)
+        self._shutdown_begun.set()
+        log.info("shutdown.started", reason=reason, deadline=timeout)
         for process in self._active:
-            grace = effective_grace(process.spec.settings, self.options.shutdown_timeout_seconds)
+            grace = effective_grace(process.spec.settings, timeout)
             stopping = process.begin_stop(grace, f"shutdown: {reason}")
             if stopping is not None:
                 self._run_soon(stopping)
+            if deadline is not None:
+                process.cap_stop(deadline)  # a stop already under way (restart, stop, watchdog)
         if self._reaper.adopt_orphans:
             # Adopted daemons get their TERM now, in parallel, not after every grace has run out.
-            self._signal_orphans(signal.SIGTERM)
+            self._reaper.signal_orphans(signal.SIGTERM)
 
     async def _stop_orphans(self) -> None:
-        """Descendants that escaped their group (daemons) were adopted by procrun: stop them too."""
-        if not self._signal_orphans(signal.SIGTERM):
+        """Descendants that escaped their group (daemons) were adopted by procrun: stop them too,
+        with their SIGKILL by the shutdown's deadline like everything else."""
+        if not self._reaper.signal_orphans(signal.SIGTERM):
             return
-        if await self._pump_for(ORPHAN_GRACE_SECONDS, lambda: not self._reaper.orphans()):
+        grace = ORPHAN_GRACE_SECONDS
+        if self._shutdown is not None and self._shutdown.deadline is not None:
+            grace = min(grace, max(self._shutdown.deadline - self._clock.now(), 0.0))
+        if await self._pump_for(grace, lambda: not self._reaper.orphans()):
             return
-        self._signal_orphans(signal.SIGKILL)
+        self._reaper.signal_orphans(signal.SIGKILL)
         await self._pump_for(ORPHAN_GRACE_SECONDS, lambda: not self._reaper.orphans())
-
-    def _signal_orphans(self, sig: signal.Signals) -> list[int]:
-        orphans = self._reaper.orphans()
-        if orphans:
-            log.warning("orphans.signalled", pids=orphans, signal=sig.name)
-        for pid in orphans:
-            signals.send_signal(pid, sig)
-        return orphans
 
     async def _pump_for(self, seconds: float, done: Callable[[], bool]) -> bool:
         """Handle events until `done` or `seconds` pass; whether `done` came true."""
@@ -312,17 +340,8 @@ class Supervisor:
         return True
 
     def _exit_code(self) -> int:
-        everyone = self.everyone
-        if self._shutdown is not None and self._shutdown.cause is not None:
-            return signals.exit_status(self._shutdown.cause.record.last_returncode or 1)
-        records = [p.record for p in everyone]
-        if any(r.stop_outcome is StopOutcome.DENIED for r in records):
-            return EXIT_STOP_DENIED
-        for record in records:
-            if record.stop_outcome is StopOutcome.KILLED and record.last_returncode is not None:
-                return signals.exit_status(record.last_returncode)
-        for process in everyone:
-            returncode = process.record.last_returncode
-            if process.state is ProcessState.FATAL and returncode is not None:
-                return signals.exit_status(returncode)
-        return 0
+        cause = self._shutdown.cause if self._shutdown is not None else None
+        return exit_code(
+            cause.record if cause is not None else None,
+            [(p.state, p.record) for p in self.everyone],
+        )

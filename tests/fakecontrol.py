@@ -122,8 +122,8 @@ class FakeTarget:
         for queue in self.followers:
             queue.put_nowait(None)
 
-    def request_shutdown(self, reason: str) -> None:
-        self.shutdown_reasons.append(reason)
+    def request_shutdown(self, reason: str, force: bool = False) -> None:
+        self.shutdown_reasons.append(f"{reason} (forced)" if force else reason)
 
 
 def _typecheck(target: FakeTarget) -> ControlTarget:

@@ -92,8 +92,8 @@ project_options = [
         envvar="PROCRUN_SHUTDOWN_TIMEOUT",
         default=None,
         metavar="DURATION",
-        help="Global stop deadline that caps every grace (set it to your platform's SIGKILL "
-        "deadline minus a margin), e.g. 25s.",
+        help="A shutdown's deadline: every stop's SIGKILL comes by then, a stop already under "
+        "way included (set it to your platform's SIGKILL deadline minus a margin), e.g. 25s.",
     ),
     click.option(
         "--platform-deadline",

@@ -134,10 +134,16 @@ def _print_lines(items: list[dict[str, str]]) -> None:
 
 @click.command()
 @client_options
-def shutdown(socket: str | None, root: Path | None) -> int:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="As a second Ctrl-C: each process gets its last signal now (QUIT for a Celery worker, "
+    "which requeues its tasks), then SIGKILL a few seconds later.",
+)
+def shutdown(socket: str | None, root: Path | None, force: bool) -> int:
     """Stop every process (each with its own stop sequence) and the supervisor itself."""
-    ask(socket, root, {"verb": "shutdown"}, timeout=5.0)
-    click.echo("shutdown requested")
+    ask(socket, root, {"verb": "shutdown", "force": force}, timeout=5.0)
+    click.echo("forced shutdown requested" if force else "shutdown requested")
     return 0
 
 

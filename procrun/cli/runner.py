@@ -25,7 +25,8 @@ from procrun.output.relay import OutputStyle, Relay, use_colour
 from procrun.output.sink import open_stdout_sink
 from procrun.project.loader import ProjectOptions, load_project
 from procrun.reaper import Reaper
-from procrun.supervisor import HANDLED_SIGNALS, Supervisor, SupervisorOptions
+from procrun.settings import SupervisorOptions
+from procrun.supervisor import HANDLED_SIGNALS, Supervisor
 from procrun.undertaker import Undertaker
 
 EXIT_FLUSH_SECONDS = 5.0
@@ -64,6 +65,7 @@ async def run_start(options: StartOptions) -> int:
             verbose=options.verbose,
         )
         log = structlog.get_logger()
+        loop.set_exception_handler(eventlog.report_loop_error)
         as_pid1 = os.getpid() == 1
         adopt_orphans = as_pid1 or signals.become_subreaper()
         # As PID 1 the kernel cleans up after procrun; otherwise the undertaker does.
@@ -81,6 +83,7 @@ async def run_start(options: StartOptions) -> int:
             options=SupervisorOptions(
                 shutdown_timeout_seconds=project.shutdown_timeout,
                 on_give_up=project.on_give_up,
+                force_kill_seconds=project.config.force_kill_after_seconds,
             ),
         )
         target = SupervisorTarget(supervisor, relay.history)

@@ -10,7 +10,8 @@ One Unix stream socket per supervisor (see paths.py for where):
   accepted, then one line `{"process": "web.1", "line": "..."}` per log line until the client
   disconnects or the supervisor stops; an error while streaming arrives as an `ok: false` line.
 - Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...]}; signal
-  {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true}.
+  {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true} (with
+  `force`, as a second Ctrl-C).
 
 The server writes these types and the status view reads them, so both sides agree on every key.
 Imported by every short-lived command: standard library only, no asyncio.
@@ -38,7 +39,7 @@ VERB_FIELDS: Mapping[str, tuple[str, ...]] = {
     "restart": ("names",),
     "signal": ("names", "signal", "group"),
     "logs": ("names", "lines", "follow"),
-    "shutdown": (),
+    "shutdown": ("force",),
 }
 
 

@@ -16,14 +16,9 @@ raises becomes an error reply and never takes the server down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
-import struct
-import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -32,6 +27,17 @@ import structlog
 
 from procrun import __version__
 from procrun.control.client import PROBE_TIMEOUT_SECONDS, request
+from procrun.control.connection import (
+    ClientGone,
+    Peer,
+    drain,
+    hang_up,
+    peer_of,
+    pump_lines,
+    reply_error,
+    send,
+    until_eof,
+)
 from procrun.control.listener import LISTEN_BACKLOG, BoundSocket, bind_socket
 from procrun.control.paths import SOCKET_ENV
 from procrun.control.protocol import MAX_REQUEST_BYTES, Info, encode
@@ -49,23 +55,10 @@ from procrun.errors import ProcrunError
 log = structlog.get_logger()
 
 REQUEST_TIMEOUT_SECONDS = 5.0
-WRITE_TIMEOUT_SECONDS = 30.0  # a reader this far behind (a stalled `logs -f`) is dropped
+SHUTTING_DOWN = "procrun is shutting down: this request was not carried out to the end"
 # Read-only verbs are logged at debug: a healthcheck running `procrun status` every few seconds
 # must not fill the log stream.
 _READ_ONLY_VERBS = frozenset({"info", "status", "logs"})
-_UCRED = struct.Struct("3i")  # Linux struct ucred: pid, uid, gid
-
-
-class ClientGone(Exception):
-    """The client hung up, or stopped reading for WRITE_TIMEOUT_SECONDS: nobody to answer."""
-
-
-@dataclass(frozen=True)
-class Peer:
-    """Who is on the other end; None where the platform does not tell (see the module doc)."""
-
-    pid: int | None
-    uid: int | None
 
 
 class ControlServer:
@@ -96,6 +89,8 @@ class ControlServer:
         self._bound: BoundSocket | None = None
         self._closed = False
         self._connections: set[asyncio.Task[Any]] = set()
+        # Connections whose request is being carried out and has no reply yet.
+        self._awaiting: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     @property
     def path(self) -> Path:
@@ -141,6 +136,10 @@ class ControlServer:
         server.close()
         if self._bound is not None:
             self._bound.remove()
+        for writer in self._awaiting.values():
+            # Nobody will complete these: say so, rather than hang up without a word.
+            if not writer.is_closing():
+                writer.write(encode({"ok": False, "error": SHUTTING_DOWN}))
         for task in self._connections:
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
@@ -163,18 +162,23 @@ class ControlServer:
                 await self._converse(reader, writer)
         except (ClientGone, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # close() hung up on this client. The task ends normally: asyncio's stream callback
+            # calls exception() on it, which would raise for a cancelled task and log a traceback.
+            pass
         except Exception:
             log.error("control.failed", exc_info=True)  # a bug here must not stop the server
         finally:
             if task is not None:
                 self._connections.discard(task)
-            await _hang_up(writer)
+                self._awaiting.pop(task, None)
+            await hang_up(writer)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer(writer)
+        peer = peer_of(writer)
         if peer.uid is not None and peer.uid not in (0, os.geteuid()):
             log.warning("control.refused", peer_pid=peer.pid, peer_uid=peer.uid)
-            await _reply_error(
+            await reply_error(
                 writer,
                 f"permission denied: uid {peer.uid} may not control this supervisor "
                 f"(it runs as uid {os.geteuid()})",
@@ -187,25 +191,31 @@ class ControlServer:
             message = decode_request(line)
         except RequestError as error:
             log.warning("control.rejected", peer_pid=peer.pid, error=str(error))
-            await _reply_error(writer, str(error))
+            await reply_error(writer, str(error))
             return
         verb = message["verb"]
         level = log.debug if verb in _READ_ONLY_VERBS else log.info
         level("control.request", verb=verb, peer_pid=peer.pid)
+        task = asyncio.current_task()
+        if task is not None and not (verb == "logs" and message.get("follow") is True):
+            self._awaiting[task] = writer
         try:
             result = await self._execute(verb, message, peer, reader, writer)
             reply = None if result is None else encode({"ok": True, "result": result})
         except ClientGone:
             raise
         except ProcrunError as error:
-            await _reply_error(writer, str(error))
+            await reply_error(writer, str(error))
             return
         except Exception as error:
             log.error("control.failed", verb=verb, peer_pid=peer.pid, exc_info=True)
-            await _reply_error(writer, f"internal error: {type(error).__name__}: {error}")
+            await reply_error(writer, f"internal error: {type(error).__name__}: {error}")
             return
+        finally:
+            if task is not None:
+                self._awaiting.pop(task, None)
         if reply is not None:
-            await _send(writer, reply)
+            await send(writer, reply)
 
     async def _read_line(self, reader: asyncio.StreamReader) -> bytes | None:
         try:
@@ -257,7 +267,8 @@ class ControlServer:
                 pairs = target.recent_lines(names, count)
                 return {"lines": [{"process": name, "line": line} for name, line in pairs]}
             case "shutdown":
-                target.request_shutdown(f"requested on the control socket by pid {peer.pid}")
+                force = flag_field(message, "force")
+                target.request_shutdown(f"requested on the control socket by pid {peer.pid}", force)
                 return {"shutting_down": True}
             case _:  # decode_request admits only VERB_FIELDS; a verb added there must be added here
                 raise RequestError(f"verb {verb!r} is not implemented by this server")
@@ -279,9 +290,9 @@ class ControlServer:
             writer.write(encode({"ok": True, "result": {"follow": True}}))
             for name, line in backlog:
                 writer.write(encode({"process": name, "line": line}))
-            await _drain(writer)
-            pump = asyncio.create_task(_pump(lines, writer))
-            tasks = [pump, asyncio.create_task(_until_eof(reader))]
+            await drain(writer)
+            pump = asyncio.create_task(pump_lines(lines, writer))
+            tasks = [pump, asyncio.create_task(until_eof(reader))]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if pump.done():
                 pump.result()  # the supervisor stopped (returns) or following failed (raises)
@@ -293,56 +304,3 @@ class ControlServer:
             close = getattr(lines, "aclose", None)
             if callable(close):
                 await close()
-
-
-def _peer(writer: asyncio.StreamWriter) -> Peer:
-    sock = writer.get_extra_info("socket")
-    if sys.platform != "linux" or sock is None:
-        return Peer(pid=None, uid=None)
-    pid, uid, _gid = _UCRED.unpack(
-        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    )
-    return Peer(pid=pid, uid=uid)
-
-
-async def _pump(lines: AsyncIterator[tuple[str, str]], writer: asyncio.StreamWriter) -> None:
-    async for name, line in lines:
-        writer.write(encode({"process": name, "line": line}))
-        await _drain(writer)
-
-
-async def _until_eof(reader: asyncio.StreamReader) -> None:
-    """Return when the client hangs up; whatever it sends meanwhile is discarded."""
-    with contextlib.suppress(ConnectionError):
-        while await reader.read(4096):
-            pass
-
-
-async def _drain(writer: asyncio.StreamWriter) -> None:
-    try:
-        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-            await writer.drain()
-    except (ConnectionError, TimeoutError):
-        raise ClientGone from None
-
-
-async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
-    writer.write(data)
-    await _drain(writer)
-
-
-async def _reply_error(writer: asyncio.StreamWriter, message: str) -> None:
-    await _send(writer, encode({"ok": False, "error": message}))
-
-
-async def _hang_up(writer: asyncio.StreamWriter) -> None:
-    """Close the connection; abort it if the client will not take the last bytes."""
-    writer.close()
-    try:
-        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-            await writer.wait_closed()
-    except (TimeoutError, OSError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise

@@ -20,11 +20,10 @@ from typing import Protocol
 from procrun import __version__
 from procrun.control.protocol import ProcessRow, StatusResult
 from procrun.errors import ProcrunError, UsageError
-from procrun.lifecycle import ALIVE_STATES
+from procrun.lifecycle import ALIVE_STATES, describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
-from procrun.signals import describe_returncode, exit_status
 from procrun.supervisor import Supervisor
 
 
@@ -58,7 +57,9 @@ class ControlTarget(Protocol):
         """New (instance name, line) pairs as they are relayed, until the client goes away."""
         ...
 
-    def request_shutdown(self, reason: str) -> None: ...
+    def request_shutdown(self, reason: str, force: bool = False) -> None:
+        """Begin a shutdown; `force` also forces it, as a second Ctrl-C would."""
+        ...
 
 
 class SupervisorTarget:
@@ -158,6 +159,9 @@ class SupervisorTarget:
         await asyncio.gather(
             *(self._supervisor.restart_process(p, "restart requested") for p in chosen)
         )
+        if self._supervisor.shutting_down:
+            stopped = ", ".join(p.name for p in chosen)
+            raise ProcrunError(f"procrun is shutting down: {stopped} stopped, not started again")
         return [p.name for p in chosen]
 
     def send_signal(self, names: Sequence[str], sig: signal.Signals, group: bool) -> list[str]:
@@ -178,5 +182,5 @@ class SupervisorTarget:
     def _instance_names(self, names: Sequence[str]) -> list[str]:
         return [p.name for p in self._select(names)] if names else []
 
-    def request_shutdown(self, reason: str) -> None:
-        self._supervisor.request_shutdown(reason)
+    def request_shutdown(self, reason: str, force: bool = False) -> None:
+        self._supervisor.request_shutdown(reason, force=force)

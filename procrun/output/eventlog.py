@@ -61,3 +61,14 @@ def configure(
         logger_factory=lambda *args: logger,
         cache_logger_on_first_use=False,
     )
+
+
+def report_loop_error(loop: object, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: whatever escapes a callback or a task is one
+    structured `procrun.error` event in the stream, never a bare traceback on stdout or stderr."""
+    error = context.get("exception")
+    structlog.get_logger().error(
+        "procrun.error",
+        message=context.get("message", "unexpected error"),
+        error=f"{type(error).__name__}: {error}" if error is not None else None,
+    )

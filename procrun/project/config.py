@@ -11,26 +11,26 @@ Everything is validated while loading, with file:line in each message, so settin
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from procrun.errors import ConfigError
 from procrun.project.celery_worker import is_celery_worker
+from procrun.project.processkeys import PROCESS_KEYS, choice, show_value
 from procrun.project.procfile import PROCESS_NAME_PATTERN, Procfile, is_valid_process_name
 from procrun.project.tomlfile import KeyPath, TomlFile, read_toml
-from procrun.project.values import parse_duration, parse_signal, parse_size
+from procrun.project.values import parse_duration
 from procrun.quoting import excerpt
 from procrun.settings import (
     CELERY_WORKER_GRACE_SECONDS,
+    DEFAULT_FORCE_KILL_SECONDS,
     GiveUpPolicy,
     ProcessSettings,
-    RestartPolicy,
 )
 
 CONFIG_FILE_NAME = "procrun.toml"
@@ -56,6 +56,8 @@ class Config:
     shutdown_timeout_seconds: float | None = None
     platform_deadline_seconds: float | None = None
     on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
+    force_kill_after_seconds: float = DEFAULT_FORCE_KILL_SECONDS
+    """A forced stop (second Ctrl-C): from the last signal it sends now to the SIGKILL."""
     defaults: Overrides = field(default_factory=_no_overrides)
     processes: Mapping[str, Overrides] = field(default_factory=_no_processes)
     shadowed: Path | None = None
@@ -152,34 +154,20 @@ def _config(file: TomlFile, root: KeyPath) -> Config | None:
 
 # --- validation ----------------------------------------------------------------------------
 
-_TOP_LEVEL_KEYS = ("defaults", "on_give_up", "platform_deadline", "processes", "shutdown_timeout")
-_E = TypeVar("_E", bound=enum.StrEnum)
+_TOP_LEVEL_KEYS = (
+    "defaults",
+    "force_kill_after",
+    "on_give_up",
+    "platform_deadline",
+    "processes",
+    "shutdown_timeout",
+)
 
 
 def _label(path: KeyPath) -> str:
     """`[processes.web]`, quoting parts as TOML would (bare keys allow process-name characters)."""
     parts = (p if is_valid_process_name(p) else json.dumps(p, ensure_ascii=False) for p in path)
     return f"[{'.'.join(parts)}]"
-
-
-def _show(value: object) -> str:
-    """A TOML value roughly as the user wrote it."""
-    if isinstance(value, str):
-        return f'"{excerpt(value)}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return excerpt(str(value))
-
-
-def _choice(kind: type[_E], value: object, what: str) -> _E:
-    choices = [member.value for member in kind]
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {_show(value)}")
-    return kind(value)
 
 
 @dataclass(frozen=True)
@@ -208,9 +196,12 @@ class _Reader:
         deadline = None
         if "platform_deadline" in table:
             deadline = parse_duration(table["platform_deadline"], self.what(("platform_deadline",)))
+        force_kill = DEFAULT_FORCE_KILL_SECONDS
+        if "force_kill_after" in table:
+            force_kill = parse_duration(table["force_kill_after"], self.what(("force_kill_after",)))
         on_give_up = GiveUpPolicy.SHUTDOWN
         if "on_give_up" in table:
-            on_give_up = _choice(GiveUpPolicy, table["on_give_up"], self.what(("on_give_up",)))
+            on_give_up = choice(GiveUpPolicy, table["on_give_up"], self.what(("on_give_up",)))
         processes = self.table(table.get("processes", {}), ("processes",))
         for name in processes:
             if not is_valid_process_name(name):
@@ -223,6 +214,7 @@ class _Reader:
             shutdown_timeout_seconds=timeout,
             platform_deadline_seconds=deadline,
             on_give_up=on_give_up,
+            force_kill_after_seconds=force_kill,
             defaults=self.overrides(table.get("defaults", {}), ("defaults",)),
             processes=MappingProxyType(
                 {
@@ -236,10 +228,10 @@ class _Reader:
         if isinstance(value, dict):
             return value
         if key:
-            raise ConfigError(f"{self.what(key)} must be a table, got {_show(value)}")
+            raise ConfigError(f"{self.what(key)} must be a table, got {show_value(value)}")
         # Only [tool.procrun] itself can be something else: a TOML document is always a table.
         raise ConfigError(
-            f"{self.where(key)}: {_label(self.root)} must be a table, got {_show(value)}"
+            f"{self.where(key)}: {_label(self.root)} must be a table, got {show_value(value)}"
         )
 
     def check_keys(self, table: Mapping[str, object], key: KeyPath, valid: tuple[str, ...]) -> None:
@@ -254,97 +246,11 @@ class _Reader:
 
     def overrides(self, value: object, key: KeyPath) -> Overrides:
         table = self.table(value, key)
-        self.check_keys(table, key, tuple(_PROCESS_KEYS))
+        self.check_keys(table, key, tuple(PROCESS_KEYS))
         base = self.file.path.parent
         return MappingProxyType(
             {
-                _PROCESS_KEYS[name][0]: _PROCESS_KEYS[name][1](item, self.what((*key, name)), base)
+                PROCESS_KEYS[name][0]: PROCESS_KEYS[name][1](item, self.what((*key, name)), base)
                 for name, item in table.items()
             }
         )
-
-
-# Converters: (value, "procrun.toml:9: grace", directory of the file) -> ProcessSettings value.
-_Convert = Callable[[object, str, Path], object]
-
-
-def _duration(value: object, what: str, base: Path) -> float:
-    return parse_duration(value, what)
-
-
-def _signal(value: object, what: str, base: Path) -> signal.Signals:
-    return parse_signal(value, what)
-
-
-def _second_signal(value: object, what: str, base: Path) -> signal.Signals | None:
-    if value is False:
-        return None
-    if value is True:
-        raise ConfigError(f'{what} must be a signal name like "QUIT", or false for none')
-    return parse_signal(value, what)
-
-
-def _restart(value: object, what: str, base: Path) -> RestartPolicy:
-    return _choice(RestartPolicy, value, what)
-
-
-def _whole_number(value: object, what: str, base: Path) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{what} must be a whole number, 0 or more, got {_show(value)}")
-    return value
-
-
-def _boolean(value: object, what: str, base: Path) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{what} must be true or false, got {_show(value)}")
-    return value
-
-
-def _size(value: object, what: str, base: Path) -> int:
-    return parse_size(value, what)
-
-
-def _directory(value: object, what: str, base: Path) -> Path:
-    if not isinstance(value, str) or not value or "\0" in value:
-        raise ConfigError(f"{what} must be a directory path, got {_show(value)}")
-    path = (base / value).absolute()
-    # Checked now: at spawn time a missing cwd looks just like a missing command.
-    if not path.is_dir():
-        raise ConfigError(f'{what} "{excerpt(value)}" is not a directory ({path})')
-    return path
-
-
-def _environment(value: object, what: str, base: Path) -> Mapping[str, str]:
-    if not isinstance(value, dict):
-        raise ConfigError(f'{what} must be a table like {{ KEY = "value" }}, got {_show(value)}')
-    for key, item in value.items():
-        if not key or "=" in key or "\0" in key:
-            raise ConfigError(f'{what}: invalid variable name "{excerpt(key)}"')
-        if not isinstance(item, str):
-            number = isinstance(item, int | float) and not isinstance(item, bool)
-            hint = f' (quote it: "{item}")' if number else ""
-            raise ConfigError(f"{what}.{excerpt(key)} must be a string, got {_show(item)}{hint}")
-        if "\0" in item:
-            raise ConfigError(f"{what}.{excerpt(key)} contains a NUL character")
-    return MappingProxyType(dict(value))
-
-
-# procrun.toml key -> (ProcessSettings field, converter).
-_PROCESS_KEYS: dict[str, tuple[str, _Convert]] = {
-    "backoff": ("backoff_initial_seconds", _duration),
-    "backoff_max": ("backoff_max_seconds", _duration),
-    "count": ("count", _whole_number),
-    "cwd": ("cwd", _directory),
-    "env": ("env", _environment),
-    "grace": ("grace_seconds", _duration),
-    "max_memory": ("max_memory_bytes", _size),
-    "max_memory_for": ("max_memory_for_seconds", _duration),
-    "max_restarts": ("max_restarts", _whole_number),
-    "min_uptime": ("min_uptime_seconds", _duration),
-    "oneshot": ("oneshot", _boolean),
-    "restart": ("restart", _restart),
-    "restart_window": ("restart_window_seconds", _duration),
-    "second_signal": ("second_signal", _second_signal),
-    "second_signal_margin": ("second_signal_margin_seconds", _duration),
-    "stop_signal": ("stop_signal", _signal),
-}

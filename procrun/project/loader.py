@@ -68,15 +68,20 @@ class Project:
 
     def _describe_spec(self, spec: ProcessSpec) -> str:
         s = spec.settings
-        grace = effective_grace(s, self.shutdown_timeout)
         stop = f"{s.stop_signal.name}"
         if s.second_signal is not None and s.second_signal != s.stop_signal:
-            margin = second_signal_margin(s, grace)
+            margin = second_signal_margin(s, s.grace_seconds)
             stop += f", {s.second_signal.name} {margin:g} s before the end"
+        grace = f"grace {s.grace_seconds:g} s ({stop}, then SIGKILL to the group)"
+        capped = effective_grace(s, self.shutdown_timeout)
+        if capped < s.grace_seconds:
+            grace += f", cut to {capped:g} s in a shutdown"
+            if s.second_signal is not None and s.second_signal != s.stop_signal:
+                grace += f" ({s.second_signal.name} {second_signal_margin(s, capped):g} s before)"
         kind = "one-shot" if s.oneshot else f"restart {s.restart}"
         return (
             f"{spec.name}: {spec.command}\n"
-            f"    grace {grace:g} s ({stop}, then SIGKILL to the group); {kind}, "
+            f"    {grace}; {kind}, "
             f"max {s.max_restarts} restarts in {s.restart_window_seconds:g} s; "
             f"PORT={spec.env.get('PORT', '-')}; cwd {spec.cwd}"
         )

@@ -115,7 +115,7 @@ def _problems(
         if include_cuts and settings.grace_seconds > shutdown_timeout:
             problems.append(
                 f"grace {_seconds(settings.grace_seconds)} exceeds the shutdown deadline "
-                f"{_seconds(shutdown_timeout)}; it will be cut to {_seconds(grace)}"
+                f"{_seconds(shutdown_timeout)}; a shutdown cuts it to {_seconds(grace)}"
             )
     elif exceeded := _exceeded(grace, detected):
         problems.append(

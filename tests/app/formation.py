@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -84,6 +85,21 @@ class AppFormation(Procrun):
             },
         )
         self.base_url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def socket_path(self) -> Path:
+        return self._socket_dir / "procrun.sock"
+
+    def client(self, *args: str) -> subprocess.Popen[str]:
+        """A `procrun` client command against this formation, running in the background."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "procrun", *args],
+            env={**os.environ, "PROCRUN_SOCKET": str(self.socket_path)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def wait_until_web_listens(self) -> None:
         self.wait_for_line(

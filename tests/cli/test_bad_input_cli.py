@@ -65,7 +65,10 @@ def test_check_prints_the_resolved_formation_and_deadline_warnings(tmp_path: Pat
         out = "\n".join(check.rest())
     assert "shutdown deadline: 25 s" in out
     assert "worker.2: celery -A app worker" in out
-    assert "grace 25 s (SIGTERM, SIGQUIT 10 s before the end, then SIGKILL to the group)" in out
+    assert (
+        "grace 600 s (SIGTERM, SIGQUIT 10 s before the end, then SIGKILL to the group), "
+        "cut to 25 s in a shutdown (SIGQUIT 10 s before)"
+    ) in out, "the full grace applies to stop and restart; the cut one to a shutdown"
     assert "warning: worker: grace 600 s exceeds the shutdown deadline 25 s" in out
     assert "PORT=5101" in out
 

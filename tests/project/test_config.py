@@ -79,6 +79,15 @@ def test_procrun_toml(tmp_path: Path) -> None:
     assert config.shadowed is None
 
 
+def test_force_kill_after(tmp_path: Path) -> None:
+    assert load_config(tmp_path).force_kill_after_seconds == 3.0
+    write(tmp_path, "procrun.toml", 'force_kill_after = "500ms"\n')
+    assert load_config(tmp_path).force_kill_after_seconds == 0.5
+    assert toml_error(tmp_path, "\nforce_kill_after = -1\n").startswith(
+        "procrun.toml:2: force_kill_after: invalid duration"
+    )
+
+
 def test_empty_procrun_toml(tmp_path: Path) -> None:
     path = write(tmp_path, "procrun.toml", "# nothing yet\n")
     assert load_config(tmp_path) == Config(source=path)
@@ -218,7 +227,7 @@ def test_unknown_defaults_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert toml_error(tmp_path, "# settings\nshutdown = 3\n") == (
         'procrun.toml:2: unknown key "shutdown" at the top level; valid keys: defaults, '
-        "on_give_up, platform_deadline, processes, shutdown_timeout"
+        "force_kill_after, on_give_up, platform_deadline, processes, shutdown_timeout"
     )
 
 

@@ -56,7 +56,7 @@ def test_grace_cut_by_the_shutdown_deadline() -> None:
         formation(spec("web", WEB), spec("worker", WORKER), spec("worker", WORKER, 2)), 25.0, None
     )
     assert warnings == [
-        "worker: grace 600 s exceeds the shutdown deadline 25 s; it will be cut to 25 s"
+        "worker: grace 600 s exceeds the shutdown deadline 25 s; a shutdown cuts it to 25 s"
     ]
 
 
@@ -123,7 +123,7 @@ def test_second_signal_margin_not_shorter_than_the_grace() -> None:
 def test_second_signal_margin_against_the_cut_grace() -> None:
     warnings = grace_warnings(formation(spec("worker", WORKER)), 9.5, None)
     assert warnings == [
-        "worker: grace 600 s exceeds the shutdown deadline 9.5 s; it will be cut to 9.5 s",
+        "worker: grace 600 s exceeds the shutdown deadline 9.5 s; a shutdown cuts it to 9.5 s",
         "worker: second_signal_margin 10 s is more than half the grace 9.5 s, so SIGQUIT goes "
         "4.75 s before the end, halfway",
     ]
@@ -144,7 +144,7 @@ def test_a_stated_platform_deadline_replaces_the_guessed_default() -> None:
     states it, and it alone decides."""
     worker = formation(spec("worker", ProcessSettings(grace_seconds=600.0)))
     assert grace_warnings(worker, 290.0, "render", 300.0) == [
-        "worker: grace 600 s exceeds the shutdown deadline 290 s; it will be cut to 290 s"
+        "worker: grace 600 s exceeds the shutdown deadline 290 s; a shutdown cuts it to 290 s"
     ]
     too_late = grace_warnings(worker, 300.0, "render", 300.0)
     assert too_late[0].startswith(

@@ -1,0 +1,86 @@
+"""Stopping a child, as one strategy: each step of its StopPlan at its time (stop signal to the
+leader, an optional second signal, SIGKILL to the group), re-planned while it runs when a shutdown
+sets a deadline or a second Ctrl-C forces it. The plans themselves are lifecycle.py's pure
+functions; this module only waits and delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+from collections.abc import Callable
+
+import structlog
+
+from procrun.clock import Clock, wait_until
+from procrun.lifecycle import PlannedStep, StopPlan, Target, cap_stop, force_stop
+from procrun.settings import ProcessSettings
+
+log = structlog.get_logger()
+
+KILL_RETRY_MAX_SECONDS = 5.0
+
+Deliver = Callable[[PlannedStep], object]
+
+
+class StopSequence:
+    def __init__(
+        self,
+        name: str,
+        settings: ProcessSettings,
+        plan: StopPlan,
+        clock: Clock,
+        deliver: Deliver,
+        exited: asyncio.Future[int],
+    ) -> None:
+        self._name = name
+        self._settings = settings
+        self._plan = plan
+        self._clock = clock
+        self._deliver = deliver
+        self._exited = exited
+        self._replanned: asyncio.Future[None] | None = None
+
+    @property
+    def plan(self) -> StopPlan:
+        return self._plan
+
+    def cap(self, deadline: float) -> None:
+        self._replan(cap_stop(self._settings, self._plan, deadline))
+
+    def force(self, kill_after: float) -> StopPlan:
+        self._replan(force_stop(self._plan, self._clock.now(), kill_after))
+        return self._plan
+
+    def _replan(self, plan: StopPlan) -> None:
+        if plan == self._plan:
+            return
+        self._plan = plan
+        kill_in = round(max(plan.kill_at - self._clock.now(), 0.0), 3)
+        log.info("stop.replanned", process=self._name, kill_in=kill_in)
+        if self._replanned is not None and not self._replanned.done():
+            self._replanned.set_result(None)
+
+    async def run(self) -> None:
+        """Until the child has exited. If the kill is denied, keep trying: a stop that cannot
+        kill is never counted as done."""
+        loop = asyncio.get_running_loop()
+        while (step := self._plan.next) is not None:
+            wake = self._replanned = loop.create_future()
+            self._exited.add_done_callback(functools.partial(_complete, wake))
+            if await wait_until(self._clock, wake, step.at):
+                if self._exited.done():
+                    return
+                continue  # re-planned: look at the new plan
+            self._plan = self._plan.after_delivery()
+            self._deliver(step)
+        retry = 0.5
+        while not await wait_until(self._clock, self._exited, self._clock.now() + retry):
+            self._deliver(PlannedStep(0.0, signal.SIGKILL, Target.GROUP))
+            retry = min(retry * 2, KILL_RETRY_MAX_SECONDS)
+
+
+def _complete(future: asyncio.Future[None], _: object) -> None:
+    if not future.done():
+        future.set_result(None)
