@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint venv clean redis-server-installed
+.PHONY: run test lint venv clean redis-server-installed soak
 
 $(BIN)/procrun: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "procrun needs Python >= 3.11 (set PYTHON=...)")'
@@ -34,6 +34,13 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest
+
+# The seeded fault soak (tests/reliability/soak.py) beyond CI's 20 cycles: the reference app and
+# misbehaving children through random faults, a SIGTERM per cycle; a failure names its seed.
+CYCLES ?= 100
+SEED   ?= 20261201
+soak: redis-server-installed venv
+	SOAK_SEED=$(SEED) $(BIN)/python -m tests.reliability.soak $(CYCLES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -57,6 +57,8 @@ class Procrun:
         self._consumed: list[str] = []  # matched by a wait
         self._closed = False
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._flowing = threading.Event()  # cleared: the reader stops reading procrun's stdout
+        self._flowing.set()
         self.proc = subprocess.Popen(
             [*wrapper, sys.executable, "-m", "procrun", *command, *args],
             cwd=directory,
@@ -74,6 +76,7 @@ class Procrun:
         assert self.proc.stdout is not None
         try:
             for raw in self.proc.stdout:
+                self._flowing.wait()
                 self._queue.put(raw.decode("utf-8", "replace").rstrip("\n"))
         except (ValueError, OSError):  # the test closed stdout to play a reader going away
             pass
@@ -96,6 +99,13 @@ class Procrun:
         raise AssertionError(
             f"no line matching {pattern!r} within {timeout} s; output so far:\n" + self.transcript()
         )
+
+    def stall_reading(self) -> None:
+        """Play a reader that stops reading (a stuck log shipper): procrun's stdout fills up."""
+        self._flowing.clear()
+
+    def resume_reading(self) -> None:
+        self._flowing.set()
 
     def transcript(self) -> str:
         return "\n".join([*self._consumed, *self.lines])

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def server_certificate(directory: Path, ca: trustme.CA) -> TlsFiles:
 
 
 class RedisServer:
-    """One redis-server process with no persistence, on a free port of 127.0.0.1."""
+    """One redis-server process on a free port of 127.0.0.1; it writes nothing to disk, except the
+    snapshot of an outage()."""
 
     def __init__(
         self, directory: Path, *, tls: TlsFiles | None = None, password: str | None = None
@@ -73,17 +75,35 @@ class RedisServer:
         self.lines: list[str] = []
         for _ in range(5):  # another process may take the free port before redis binds it
             self.port = free_port()
-            self.proc = subprocess.Popen(
-                self._argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            if self._wait_until_ready():
+            if self._start():
                 return
-            self.stop()
         raise AssertionError("redis-server did not start:\n" + "\n".join(self.lines))
+
+    def _start(self) -> bool:
+        self.proc = subprocess.Popen(
+            self._argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if self._wait_until_ready():
+            return True
+        self.stop()
+        return False
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """The server goes away, keeping its data (a snapshot at shutdown, as a managed Redis
+        keeps it through a restart or failover), and comes back on the same port afterwards."""
+        with self.client() as client, contextlib.suppress(redis.ConnectionError):
+            client.shutdown(save=True)  # the server closes the connection as it goes
+        self.stop()
+        try:
+            yield
+        finally:
+            if not self._start():
+                raise AssertionError("redis-server did not come back:\n" + "\n".join(self.lines))
 
     def _argv(self) -> list[str]:
         argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
