@@ -7,6 +7,7 @@ of the process whose exit stopped procrun, or 128+N for a signal."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from procrun.quoting import one_line
@@ -26,9 +27,14 @@ EXIT_INTERRUPTED = 130
 
 
 class ProcrunError(Exception):
-    """An error procrun reports as one line, without a traceback."""
+    """An error procrun reports as one line, without a traceback; `details` (a list of sockets,
+    of files) follow it on lines of their own."""
 
     exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 class ConfigError(ProcrunError):
@@ -45,5 +51,6 @@ class UsageError(ProcrunError):
 
 def exit_with(error: ProcrunError) -> NoReturn:
     """The end of the funnel: the error as one line on stderr, and its exit code."""
-    sys.stderr.write(f"procrun: {one_line(str(error))}\n")
+    lines = [f"procrun: {one_line(str(error))}", *(f"  {one_line(d)}" for d in error.details)]
+    sys.stderr.write("".join(f"{line}\n" for line in lines))
     sys.exit(error.exit_code)

@@ -64,6 +64,7 @@ class FakeTarget:
         acted = self._check(names)
         supervisor: SupervisorRow = {
             "pid": 1,
+            "project_dir": "/srv/app",
             "version": "0",
             "uptime_seconds": 1.0,
             "shutdown_timeout_seconds": None,

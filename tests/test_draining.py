@@ -55,7 +55,7 @@ async def test_an_exit_with_output_still_open_is_draining(
     command = f'{sys.executable} -c "{HOLDER}"'
     spec = process_spec("holder.1", command, cwd=tmp_path, settings=settings)
     supervisor = Supervisor([spec], relay=relay, clock=clock, reaper=Reaper(adopt_orphans=False))
-    target = SupervisorTarget(supervisor, relay.history)
+    target = SupervisorTarget(supervisor, relay.history, project_dir=tmp_path)
     process = supervisor.processes[0]
     loop = asyncio.get_running_loop()
     with (

@@ -135,7 +135,7 @@ async def test_status_samples_off_the_event_loop(tmp_path: Path) -> None:
     relay = Relay(CollectingSink(), OutputStyle(), clock=clock)
     supervisor = Supervisor([spec], relay=relay, clock=clock, reaper=Reaper(adopt_orphans=False))
     sampler = GatedSampler()
-    actions = SupervisorTarget(supervisor, relay.history, sampler)
+    actions = SupervisorTarget(supervisor, relay.history, project_dir=tmp_path, sampler=sampler)
     status = asyncio.create_task(actions.status([]))
     await asyncio.to_thread(sampler.entered.wait, DEADLINE_SECONDS)
     assert sampler.entered.is_set()

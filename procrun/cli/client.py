@@ -12,12 +12,26 @@ from typing import Any
 from procrun.cli.statusview import health_exit_code, render_status
 from procrun.control.client import call, find_socket
 
+PROCFILE_NAME = "Procfile"
+
+
+def project_root(root: Path | None) -> Path | None:
+    """The project a client command is for: -d/--root, else the nearest directory from here
+    upwards that holds a Procfile, as git finds .git; None when there is none."""
+    if root is not None:
+        return root.resolve()
+    here = Path.cwd().resolve()
+    return next((d for d in (here, *here.parents) if (d / PROCFILE_NAME).is_file()), None)
+
+
+def supervisor_socket(socket: str | None, root: Path | None) -> Path:
+    return find_socket(socket, project_dir=project_root(root))
+
 
 def ask(
     socket: str | None, root: Path | None, payload: dict[str, Any], timeout: float | None
 ) -> Any:
-    path = find_socket(socket, project_dir=(root or Path.cwd()).resolve())
-    return call(path, payload, timeout=timeout)
+    return call(supervisor_socket(socket, root), payload, timeout=timeout)
 
 
 def show_status(

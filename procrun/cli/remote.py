@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from procrun.cli.client import ask, show_status
-from procrun.control.client import call_stream, find_socket
+from procrun.cli.client import ask, show_status, supervisor_socket
+from procrun.control.client import call_stream
 
 socket_option = click.option(
     "--socket",
@@ -27,7 +27,8 @@ root_option = click.option(
     "--root",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Project directory whose supervisor to ask [default: the current directory].",
+    help="Project directory whose supervisor to ask [default: the nearest directory from here "
+    "upwards that holds a Procfile; without one, the only supervisor running].",
 )
 
 
@@ -55,8 +56,7 @@ def _acting(verb: str, past: str, help_text: str) -> click.Command:
     def command(socket: str | None, root: Path | None, names: tuple[str, ...]) -> int:
         # No timeout: a graceful stop may take a whole grace period (10 min for a worker).
         result = ask(socket, root, {"verb": verb, "names": list(names)}, timeout=None)
-        for name in result["processes"]:
-            click.echo(f"{name}: {past}")
+        _report(result, past)
         return 0
 
     return command
@@ -76,9 +76,15 @@ restart = _acting(
 def start_running(socket: str | None, root: Path | None, names: tuple[str, ...]) -> int:
     """`procrun start NAMES` while this project's supervisor runs: start them there."""
     result = ask(socket, root, {"verb": "start", "names": list(names)}, timeout=None)
-    for name in result["processes"]:
-        click.echo(f"{name}: started")
+    _report(result, "started")
     return 0
+
+
+def _report(result: dict[str, Any], past: str) -> None:
+    """One line per instance acted on, naming the project: never a doubt about which one."""
+    where = result.get("project_dir", "?")
+    for name in result["processes"]:
+        click.echo(f"{name}: {past} ({where})")
 
 
 @click.command(name="signal")
@@ -118,7 +124,7 @@ def logs(
         result = ask(socket, root, payload, timeout=5.0)
         _print_lines(result["lines"])
         return 0
-    path = find_socket(socket, project_dir=(root or Path.cwd()).resolve())
+    path = supervisor_socket(socket, root)
     width = 0
     for item in call_stream(path, payload, timeout=None):
         width = max(width, len(item["process"]))

@@ -86,7 +86,7 @@ async def run_start(options: StartOptions) -> int:
                 force_kill_seconds=project.config.force_kill_after_seconds,
             ),
         )
-        target = SupervisorTarget(supervisor, relay.history)
+        target = SupervisorTarget(supervisor, relay.history, project_dir=project.root)
         async with ControlServer(socket_path, target, project_dir=project.root):
             for warning in project.start_warnings:
                 log.warning("config.warning", message=warning)

@@ -29,7 +29,8 @@ def render_status(status: StatusResult) -> list[str]:
     supervisor = status["supervisor"]
     deadline = supervisor["shutdown_timeout_seconds"]
     header = (
-        f"procrun {supervisor['version']}: pid {supervisor['pid']}, "
+        f"procrun {supervisor['version']} for {supervisor['project_dir']}: "
+        f"pid {supervisor['pid']}, "
         f"up {duration(supervisor['uptime_seconds'])}, "
         f"shutdown deadline {'none' if deadline is None else duration(deadline)}"
     )

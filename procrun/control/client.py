@@ -172,42 +172,49 @@ async def _send_async(writer: asyncio.StreamWriter, data: bytes) -> None:
 def find_socket(
     explicit: str | os.PathLike[str] | None = None,
     *,
-    project_dir: Path | None = None,
+    project_dir: Path | None,
     environ: Mapping[str, str] | None = None,
     probe_timeout: float = PROBE_TIMEOUT_SECONDS,
 ) -> Path:
-    """The socket a command should talk to.
+    """The socket a command should talk to: `explicit` (--socket), else PROCRUN_SOCKET, else
+    the socket of `project_dir`, the project the command is for, and never another project's.
 
-    In order: `explicit` (--socket), PROCRUN_SOCKET, the socket of `project_dir` (default: the
-    working directory) if it exists, else the only socket in the directory with a live server
-    (`docker exec <container> procrun status` from any directory). Several live servers: a
-    ProcrunError listing their project directories. None: NoSupervisorError naming what was tried.
+    Only without a project (`project_dir` None: no Procfile here, as with `docker exec
+    <container> procrun status` from any directory) is it the only socket with a live server;
+    several live servers are a ProcrunError listing their projects. NoSupervisorError names what
+    was tried.
     """
     chosen = explicit_socket(explicit, environ)
     if chosen is not None:
         return chosen
     directory = socket_directory(environ)
-    own = project_socket_path(directory, Path.cwd() if project_dir is None else project_dir)
+    own = project_socket_path(directory, project_dir) if project_dir is not None else None
     try:
         check_socket_directory(directory)
     except FileNotFoundError:
+        tried = f"tried {own} " if own is not None else ""
         raise NoSupervisorError(
-            f"no procrun supervisor is running: tried {own} ({directory} does not exist)"
+            f"no procrun supervisor is running: {tried}({directory} does not exist)"
         ) from None
-    if os.path.lexists(own):
-        return own
+    if own is not None:
+        if os.path.lexists(own):
+            return own
+        raise NoSupervisorError(
+            f"no procrun supervisor is running for {project_dir}: tried {own}; start one there "
+            f"with 'procrun start', or name another project with -d DIR or {SOCKET_ENV}"
+        )
     live = {path: info for path in _sockets_in(directory) if (info := probe(path, probe_timeout))}
     if len(live) == 1:
         return next(iter(live))
     if not live:
         raise NoSupervisorError(
-            f"no procrun supervisor is running: tried {own}, and no other socket in {directory} "
-            f"has a live supervisor; start one with 'procrun start' or set {SOCKET_ENV}"
+            f"no procrun supervisor is running: no socket in {directory} has a live supervisor; "
+            f"start one with 'procrun start' or set {SOCKET_ENV}"
         )
-    listing = "\n".join(f"  {path}  {_describe(info)}" for path, info in sorted(live.items()))
     raise ProcrunError(
-        f"several procrun supervisors are running and none is for this directory:\n{listing}\n"
-        f"cd into one of those project directories, or use --socket PATH (or {SOCKET_ENV})"
+        "several procrun supervisors are running and none is for this directory; cd into one "
+        f"of their project directories, or use -d DIR or --socket PATH (or {SOCKET_ENV}):",
+        details=[f"{path}  {_describe(info)}" for path, info in sorted(live.items())],
     )
 
 

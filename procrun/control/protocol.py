@@ -9,7 +9,8 @@ One Unix stream socket per supervisor (see paths.py for where):
   and closes. `logs` with `follow: true` answers `{"ok": true, "result": {"follow": true}}` once
   accepted, then one line `{"process": "web.1", "line": "..."}` per log line until the client
   disconnects or the supervisor stops; an error while streaming arrives as an `ok: false` line.
-- Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...]}; signal
+- Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...],
+  project_dir}; signal
   {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true} (with
   `force`, as a second Ctrl-C).
 
@@ -53,6 +54,7 @@ class Info(TypedDict):
 
 class SupervisorRow(TypedDict):
     pid: int
+    project_dir: str
     version: str
     uptime_seconds: float
     shutdown_timeout_seconds: float | None

@@ -248,11 +248,14 @@ class ControlServer:
             case "status":
                 return await target.status(names_field(message, required=False))
             case "start":
-                return {"processes": await target.start(names_field(message, required=True))}
+                acted = await target.start(names_field(message, required=True))
+                return {"processes": acted, "project_dir": self._info["project_dir"]}
             case "stop":
-                return {"processes": await target.stop(names_field(message, required=True))}
+                acted = await target.stop(names_field(message, required=True))
+                return {"processes": acted, "project_dir": self._info["project_dir"]}
             case "restart":
-                return {"processes": await target.restart(names_field(message, required=True))}
+                acted = await target.restart(names_field(message, required=True))
+                return {"processes": acted, "project_dir": self._info["project_dir"]}
             case "signal":
                 names = names_field(message, required=True)
                 sig = signal_field(message)

@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from procrun import __version__
@@ -64,8 +65,14 @@ class ControlTarget(Protocol):
 
 class SupervisorTarget:
     def __init__(
-        self, supervisor: Supervisor, history: LogHistory, sampler: TreeSampler | None = None
+        self,
+        supervisor: Supervisor,
+        history: LogHistory,
+        *,
+        project_dir: Path,
+        sampler: TreeSampler | None = None,
     ) -> None:
+        self.project_dir = project_dir
         self._supervisor = supervisor
         self._history = history
         self._sampler = sampler or TreeSampler()
@@ -107,6 +114,7 @@ class SupervisorTarget:
         return {
             "supervisor": {
                 "pid": os.getpid(),
+                "project_dir": os.fspath(self.project_dir),
                 "version": __version__,
                 "uptime_seconds": round(time.time() - self._started, 1),
                 "shutdown_timeout_seconds": supervisor.options.shutdown_timeout_seconds,

@@ -29,6 +29,7 @@ def row(name: str, state: str, **extra: Any) -> ProcessRow:
 def status(*rows: ProcessRow) -> StatusResult:
     supervisor: SupervisorRow = {
         "pid": 1,
+        "project_dir": "/srv/app",
         "version": "0.1.0",
         "uptime_seconds": 3725.0,
         "shutdown_timeout_seconds": 25.0,
@@ -63,7 +64,7 @@ def test_render_status_table() -> None:
             row("worker.1", "FATAL", last_exit="exited with code 1", restarts=10, reason="gave up"),
         )
     )
-    assert lines[0] == "procrun 0.1.0: pid 1, up 1h02m, shutdown deadline 25s"
+    assert lines[0] == "procrun 0.1.0 for /srv/app: pid 1, up 1h02m, shutdown deadline 25s"
     assert lines[1].split() == [
         "NAME",
         "STATE",

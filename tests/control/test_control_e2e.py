@@ -133,13 +133,13 @@ def test_stop_start_restart_signal_and_logs_reach_the_children(
 ) -> None:
     first = int(running.wait_for_line(r"web.1 +\| leader (\d+) ready").group(1))
     stopped = procrun("stop", "web.1", cwd=tmp_path, socket=socket_path)
-    assert stopped.stdout.strip() == "web.1: stopped"
+    assert stopped.stdout.strip() == f"web.1: stopped ({tmp_path.resolve()})"
     running.wait_for_line(rf"leader {first} got SIGTERM")
     wait_until_dead(first)
 
     started = procrun("start", "web", cwd=tmp_path, socket=socket_path)
     assert started.returncode == 0, started.stderr
-    assert started.stdout.strip() == "web.1: started"
+    assert started.stdout.strip() == f"web.1: started ({tmp_path.resolve()})"
     second = int(running.wait_for_line(r"web.1 +\| leader (\d+) ready").group(1))
     assert second != first
 

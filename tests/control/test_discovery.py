@@ -194,9 +194,9 @@ class Supervisors:
             crashed.bind(str(path))
         return path
 
-    async def find(self, cwd: Path) -> Path:
+    async def find(self, project_dir: Path | None) -> Path:
         # In a thread: discovery probes with blocking sockets, and the servers run in this loop.
-        return await asyncio.to_thread(find_socket, project_dir=cwd, environ=self.environ)
+        return await asyncio.to_thread(find_socket, project_dir=project_dir, environ=self.environ)
 
 
 @pytest.fixture
@@ -211,12 +211,22 @@ async def test_the_project_directorys_own_socket_is_found(supervisors: Superviso
     assert await supervisors.find(supervisors.base / "projects" / "app") == app
 
 
-async def test_the_only_live_supervisor_is_found_from_any_directory(
+async def test_the_only_live_supervisor_is_found_without_a_project(
     supervisors: Supervisors,
 ) -> None:
     app = await supervisors.start("app")
     supervisors.stale("crashed")
-    assert await supervisors.find(Path("/")) == app
+    assert await supervisors.find(None) == app
+
+
+async def test_another_projects_supervisor_is_never_taken_for_ours(
+    supervisors: Supervisors,
+) -> None:
+    """In project A (its Procfile found), with only B running: no supervisor, not B's."""
+    await supervisors.start("b")
+    here = project(supervisors.base, "a")
+    with pytest.raises(NoSupervisorError, match=f"no procrun supervisor is running for {here}"):
+        await supervisors.find(here)
 
 
 async def test_several_live_supervisors_are_listed_with_their_projects(
@@ -224,14 +234,16 @@ async def test_several_live_supervisors_are_listed_with_their_projects(
 ) -> None:
     one, two = await supervisors.start("one"), await supervisors.start("two")
     with pytest.raises(ProcrunError) as raised:
-        await supervisors.find(Path("/"))
+        await supervisors.find(None)
     message = str(raised.value)
     assert not isinstance(raised.value, NoSupervisorError)
     assert message.startswith("several procrun supervisors are running")
+    assert "cd into one of their project directories, or use -d DIR or --socket PATH" in message
     projects = supervisors.base / "projects"
-    assert f"  {one}  project {projects / 'one'} (pid {os.getpid()})" in message
-    assert f"  {two}  project {projects / 'two'} (pid {os.getpid()})" in message
-    assert "cd into one of those project directories, or use --socket PATH" in message
+    assert raised.value.details == (
+        f"{one}  project {projects / 'one'} (pid {os.getpid()})",
+        f"{two}  project {projects / 'two'} (pid {os.getpid()})",
+    )
 
 
 async def test_no_live_supervisor_names_the_socket_tried(supervisors: Supervisors) -> None:
@@ -240,8 +252,10 @@ async def test_no_live_supervisor_names_the_socket_tried(supervisors: Supervisor
     own = project_socket_path(supervisors.base / "procrun", here)
     with pytest.raises(NoSupervisorError) as raised:
         await supervisors.find(here)
-    assert str(raised.value).startswith(f"no procrun supervisor is running: tried {own}, and no ")
+    assert str(raised.value).startswith(f"no procrun supervisor is running for {here}: tried {own}")
     assert raised.value.exit_code == 4
+    with pytest.raises(NoSupervisorError, match=r"no socket in .* has a live supervisor"):
+        await supervisors.find(None)
 
 
 def test_no_socket_directory_at_all_is_no_supervisor(base: Path, environ: dict[str, str]) -> None:

@@ -96,7 +96,7 @@ async def test_start_stop_restart_act_on_the_named_processes(
     server: ControlServer, target: FakeTarget, verb: str
 ) -> None:
     result = await request(server.path, {"verb": verb, "names": ["worker"]})
-    assert result == {"processes": ["worker"]}
+    assert result == {"processes": ["worker"], "project_dir": "/srv/app"}
     assert target.calls == [(verb, ["worker"])]
 
 
@@ -326,7 +326,7 @@ async def test_a_long_stop_does_not_hold_up_other_clients(
     assert (await request(server.path, {"verb": "status"}))["processes"]
     assert not stopping.done()
     target.release.set()
-    assert await stopping == {"processes": ["slow"]}
+    assert await stopping == {"processes": ["slow"], "project_dir": "/srv/app"}
 
 
 async def test_closing_the_server_answers_a_waiting_client(
