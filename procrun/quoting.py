@@ -1,6 +1,9 @@
-"""How a piece of user input is shown inside an error message: printable and of bounded length."""
+"""How a piece of user input is shown inside an error message: printable, of bounded length, and
+with the likely intended spelling when it is a near miss."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 MAX_EXCERPT_CHARS = 80
 
@@ -20,3 +23,11 @@ def excerpt(text: str, limit: int = MAX_EXCERPT_CHARS) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return one_line(text)
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """`; did you mean "shutdown_timeout"?` for a near miss, else nothing."""
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""

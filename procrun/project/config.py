@@ -25,7 +25,7 @@ from procrun.project.processkeys import PROCESS_KEYS, choice, show_value
 from procrun.project.procfile import PROCESS_NAME_PATTERN, Procfile, is_valid_process_name
 from procrun.project.tomlfile import KeyPath, TomlFile, read_toml
 from procrun.project.values import parse_duration
-from procrun.quoting import excerpt
+from procrun.quoting import did_you_mean, excerpt
 from procrun.settings import (
     CELERY_WORKER_GRACE_SECONDS,
     DEFAULT_FORCE_KILL_SECONDS,
@@ -240,8 +240,8 @@ class _Reader:
                 table_path = self.root + key
                 place = f"in {_label(table_path)}" if table_path else "at the top level"
                 raise ConfigError(
-                    f'{self.where((*key, name))}: unknown key "{excerpt(name)}" {place}; '
-                    f"valid keys: {', '.join(valid)}"
+                    f'{self.where((*key, name))}: unknown key "{excerpt(name)}" {place}'
+                    f"{did_you_mean(name, valid)}; valid keys: {', '.join(valid)}"
                 )
 
     def overrides(self, value: object, key: KeyPath) -> Overrides:

@@ -17,7 +17,7 @@ from procrun.errors import UsageError
 from procrun.project.config import Config, settings_for
 from procrun.project.procfile import Procfile, ProcfileEntry
 from procrun.project.shell import shell_argv
-from procrun.quoting import excerpt
+from procrun.quoting import did_you_mean, excerpt
 from procrun.settings import ProcessSettings, ProcessSpec, RestartPolicy
 
 RELEASE_PROCESS = "release"
@@ -92,8 +92,8 @@ def _check_known(procfile: Procfile, names: Sequence[str] | Mapping[str, int]) -
     for name in names:
         if procfile.get(name) is None:
             raise UsageError(
-                f'unknown process "{excerpt(name)}"; the Procfile defines: '
-                f"{', '.join(procfile.names)}"
+                f'unknown process "{excerpt(name)}"{did_you_mean(name, procfile.names)}; '
+                f"the Procfile defines: {', '.join(procfile.names)}"
             )
 
 

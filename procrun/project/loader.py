@@ -14,6 +14,7 @@ from procrun.project.formation import Formation, build_formation
 from procrun.project.platforms import detect_platform, grace_warnings
 from procrun.project.procfile import Procfile, load_procfile
 from procrun.project.values import parse_duration
+from procrun.quoting import did_you_mean
 from procrun.settings import GiveUpPolicy, ProcessSpec
 
 
@@ -115,6 +116,7 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         timeout = config.shutdown_timeout_seconds
     warnings = [
         f'{config.source}: settings for "{name}", which the Procfile does not define'
+        f"{did_you_mean(name, procfile.names)}"
         for name in unknown_process_names(config, procfile)
     ]
     if config.shadowed is not None:

@@ -87,7 +87,9 @@ def key_lines(text: str) -> dict[KeyPath, int]:
             continue
         if header := _TABLE_HEADER.fullmatch(line):
             table = _split_key(header.group(1))
-            lines.setdefault(table, number)
+            # `[process.web]` also defines `process`: an error about it names this line.
+            for end in range(1, len(table) + 1):
+                lines.setdefault(table[:end], number)
         elif assignment := _ASSIGNMENT.match(line):
             key = table + _split_key(assignment.group(1))
             # A dotted key (`web.grace = 1`) also defines its intermediate tables on this line.

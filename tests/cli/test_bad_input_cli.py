@@ -23,7 +23,12 @@ from tests.harness import Procrun
             None,
             'Procfile:2: duplicate process "web" (first defined on line 1)',
         ),
-        ("web: a\n", ("wbe",), None, 'unknown process "wbe"; the Procfile defines: web'),
+        (
+            "web: a\n",
+            ("wbe",),
+            None,
+            'unknown process "wbe"; did you mean "web"?; the Procfile defines: web',
+        ),
         ("web: a\n", ("-c", "web"), None, '-c/--concurrency: expected "<name>=<count>", got "web"'),
         ("web: a\n", (), '[processes.web]\ngrace = "soon"\n', "procrun.toml:2: "),
         ("web: a\n", ("--shutdown-timeout", "abc"), None, "--shutdown-timeout"),
@@ -55,6 +60,14 @@ def test_click_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
         assert procrun.wait() == 2
     assert "No such option" in procrun.stderr
     assert "Traceback" not in procrun.stderr
+
+
+def test_check_suggests_the_process_a_settings_table_meant(tmp_path: Path) -> None:
+    toml = '[processes.wbe]\ngrace = "5s"\n'
+    with Procrun(tmp_path, "web: a\nworker: b\n", command=("check",), toml=toml) as check:
+        assert check.wait() == 0
+        out = "\n".join(check.rest())
+    assert 'settings for "wbe", which the Procfile does not define; did you mean "web"?' in out
 
 
 def test_check_prints_the_resolved_formation_and_deadline_warnings(tmp_path: Path) -> None:

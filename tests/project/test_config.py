@@ -214,7 +214,14 @@ VALID_KEYS = (
 def test_unknown_process_key(tmp_path: Path) -> None:
     text = '[defaults]\ngrace = "1s"\n\n[processes.web]\nrestart = "always"\n\ngrac = "5s"\n'
     assert toml_error(tmp_path, text) == (
-        f'procrun.toml:7: unknown key "grac" in [processes.web]; valid keys: {VALID_KEYS}'
+        f'procrun.toml:7: unknown key "grac" in [processes.web]; did you mean "grace"?; '
+        f"valid keys: {VALID_KEYS}"
+    )
+
+
+def test_a_misspelt_processes_table_names_its_line(tmp_path: Path) -> None:
+    assert toml_error(tmp_path, "# settings\n[process.web]\ngrace = 1\n").startswith(
+        'procrun.toml:2: unknown key "process" at the top level; did you mean "processes"?'
     )
 
 
@@ -226,7 +233,8 @@ def test_unknown_defaults_key(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert toml_error(tmp_path, "# settings\nshutdown = 3\n") == (
-        'procrun.toml:2: unknown key "shutdown" at the top level; valid keys: defaults, '
+        'procrun.toml:2: unknown key "shutdown" at the top level; did you mean '
+        '"shutdown_timeout"?; valid keys: defaults, '
         "force_kill_after, on_give_up, platform_deadline, processes, shutdown_timeout"
     )
 
@@ -239,7 +247,7 @@ def test_unknown_key_in_pyproject(tmp_path: Path) -> None:
     )
     assert error_of(tmp_path) == (
         f'{tmp_path}/pyproject.toml:6: unknown key "grac" in [tool.procrun.processes.web]; '
-        f"valid keys: {VALID_KEYS}"
+        f'did you mean "grace"?; valid keys: {VALID_KEYS}'
     )
 
 

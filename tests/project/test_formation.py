@@ -74,7 +74,10 @@ def test_only() -> None:
     assert names(build(only=["beat", "web"])) == ["web.1", "beat.1"]
 
 
-UNKNOWN = 'unknown process "wrker"; the Procfile defines: release, web, worker, beat'
+UNKNOWN = (
+    'unknown process "wrker"; did you mean "worker"?; '
+    "the Procfile defines: release, web, worker, beat"
+)
 
 
 def test_unknown_name_in_counts() -> None:

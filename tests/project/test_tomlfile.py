@@ -7,12 +7,17 @@ def test_tables_and_keys() -> None:
     text = 'top = 1\n\n[processes.web]\ngrace = "1s"\n  env = { A = "1" }\n[defaults]\ncount = 2\n'
     assert key_lines(text) == {
         ("top",): 1,
+        ("processes",): 3,  # the header defines its parent table too
         ("processes", "web"): 3,
         ("processes", "web", "grace"): 4,
         ("processes", "web", "env"): 5,
         ("defaults",): 6,
         ("defaults", "count"): 7,
     }
+
+
+def test_a_misspelt_parent_table_has_the_headers_line() -> None:
+    assert key_lines("# settings\n[process.web]\ngrace = 1\n")[("process",)] == 2
 
 
 def test_dotted_and_quoted_keys() -> None:
