@@ -35,6 +35,7 @@ Module map, one line a module:
   project/celery_worker.py  recognising a Celery worker from its command
   project/shell.py        how a command runs: /bin/sh, with exec where the program can lead
   project/formation.py    entries + settings + counts -> the ProcessSpecs to run
+  project/programs.py     whether each command's program is there, before anything starts
   project/platforms.py    where procrun runs, that platform's SIGKILL deadline, the warnings
   project/loader.py       ProjectOptions -> Project: everything above, in order
 

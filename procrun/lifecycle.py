@@ -140,13 +140,28 @@ def backoff_delay(settings: ProcessSettings, failures_in_window: int) -> float:
     return min(delay, settings.backoff_max_seconds)
 
 
+COMMAND_NOT_FOUND = 127
+"""What a shell exits with when it cannot find or run the command."""
+
+
 def decide_after_exit(
-    settings: ProcessSettings, returncode: int, failures: tuple[float, ...]
+    settings: ProcessSettings,
+    returncode: int,
+    failures: tuple[float, ...],
+    uptime: float | None = None,
 ) -> ExitDecision:
     """What to do when a process exits on its own. `failures` already includes this exit if it
-    counts as one, and holds only the failures inside the restart window."""
+    counts as one, and holds only the failures inside the restart window; `uptime` is how long
+    it ran (None when it never started)."""
     if exit_was_wanted(settings, returncode):
         return Finish()
+    if (
+        returncode == COMMAND_NOT_FOUND
+        and uptime is not None
+        and uptime < settings.min_uptime_seconds
+    ):
+        # The shell could not run it: no restart will find it either.
+        return GiveUp("command not found (exit 127 at once)")
     if settings.restart is RestartPolicy.NEVER:
         return GiveUp("restart policy is never")
     if len(failures) > settings.max_restarts:

@@ -140,7 +140,9 @@ class ManagedProcess:
         """
         self._transition(ProcessState.STARTING)
         restarts = self._record.restarts + (1 if counted else 0)
-        self._record = replace(self._record, reason=reason, stop_outcome=None, restarts=restarts)
+        self._record = replace(
+            self._record, reason=reason, stop_outcome=None, restarts=restarts, started_at=None
+        )
         if fresh_budget:
             self._failures = ()
         loop = asyncio.get_running_loop()

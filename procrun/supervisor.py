@@ -241,8 +241,11 @@ class Supervisor:
             return
         settings = process.spec.settings
         failed = not exit_was_wanted(settings, returncode)
-        failures = process.record_exit(self._clock.now(), failed=failed)
-        decision = decide_after_exit(settings, returncode, failures)
+        now = self._clock.now()
+        failures = process.record_exit(now, failed=failed)
+        started = process.record.started_at
+        uptime = None if started is None else now - started
+        decision = decide_after_exit(settings, returncode, failures, uptime)
         log_exit = log.info if returncode == 0 else log.warning
         log_exit("process.exited", process=process.name, returncode=returncode, how=outcome)
         match decision:

@@ -90,7 +90,7 @@ def test_instant_exits_never_log_a_missing_pid(tmp_path: Path) -> None:
         max_restarts = 3
         backoff = "1ms"
     """
-    procfile = "missing: no-such-command-procrun-test\nquick: false\nsteady: sleep 60\n"
+    procfile = "missing: true && no-such-command-procrun-test\nquick: false\nsteady: sleep 60\n"
     with Procrun(tmp_path, procfile, "-v", toml=toml) as procrun:
         procrun.wait_for_line(r"process.gave_up .*process=missing.1")
         procrun.wait_for_line(r"process.gave_up .*process=quick.1")

@@ -74,3 +74,17 @@ def test_release_failure_starts_nothing_and_exits_with_its_code(tmp_path: Path) 
         assert procrun.wait() == 4
         lines = procrun.rest()
     assert not any(line.startswith("web.1") for line in lines), lines
+
+
+def test_no_restart_leaves_a_crash_on_screen(tmp_path: Path) -> None:
+    """`--no-restart` for development: nothing that exits is restarted."""
+    toml = 'on_give_up = "continue"\n'
+    procfile = f"crasher: {child(CRASHER, '4')}\nsteady: {child(RECORDER)}\n"
+    with Procrun(tmp_path, procfile, "--no-restart", toml=toml) as procrun:
+        gave_up = procrun.wait_for_line(r"process.gave_up .*process=crasher.1.*")
+        procrun.wait_for_line(r"leader \d+ ready")
+        procrun.signal(signal.SIGTERM)
+        assert procrun.wait() == 4
+    assert "restart policy is never" in gave_up.group(0)
+    assert "process.restarting" not in procrun.transcript()
+    assert procrun.transcript().count("started, exiting 4") == 1

@@ -132,6 +132,13 @@ def cli() -> None:
 @with_project_options
 @click.option("--no-release", is_flag=True, help="Do not run the Procfile's release entry first.")
 @click.option(
+    "--no-restart",
+    is_flag=True,
+    envvar="PROCRUN_NO_RESTART",
+    help="Restart nothing that exits (development: a crash stays on screen); with on_give_up = "
+    '"continue" the others keep running.',
+)
+@click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
     default="text",
@@ -156,6 +163,7 @@ def cli() -> None:
 def start(
     names: tuple[str, ...],
     no_release: bool,
+    no_restart: bool,
     log_format: str,
     output_format: str,
     timestamps: bool,
@@ -178,7 +186,7 @@ def start(
     from procrun.output.eventlog import LogFormat
 
     options = StartOptions(
-        _project_options(project, only=names, run_release=not no_release),
+        _project_options(project, only=names, run_release=not no_release, no_restart=no_restart),
         log_format=LogFormat(log_format),
         json_output=output_format == "json",
         timestamps=timestamps,

@@ -96,3 +96,14 @@ def _first_content_line(binding: Binding) -> tuple[int, str]:
     body = text.lstrip()
     line = binding.original.line + len(_NEWLINE.findall(text[: len(text) - len(body)]))
     return line, _NEWLINE.split(body, maxsplit=1)[0].rstrip()
+
+
+def own_virtualenv_bin(path: str | None, prefix: str, base_prefix: str) -> Path | None:
+    """The bin directory of the virtualenv procrun runs from (`venv/bin/procrun start`), when it
+    is not on `path`: the children need it first, or `gunicorn` and a release's `python manage.py`
+    are not the project's. None outside a virtualenv or when it is on PATH already."""
+    if prefix == base_prefix:
+        return None
+    bin_dir = Path(prefix) / "bin"
+    entries = [Path(entry) for entry in (path or "").split(os.pathsep) if entry]
+    return None if bin_dir in entries else bin_dir

@@ -46,14 +46,16 @@ def build_formation(
     only: Sequence[str] = (),
     base_port: int = 5000,
     run_release: bool = True,
+    no_restart: bool = False,
 ) -> Formation:
     """The instances to run, in Procfile order.
 
     `environ` is the real environment merged with the .env files; `real_keys` says which of its
     keys came from the real environment, so that procrun.toml `env` can override .env but not the
     platform. `counts` (from -c) beats procrun.toml `count`; 0 means none. A non-empty `only` runs
-    just those types. `release` is not a process: it becomes Formation.release, run once, when
-    `run_release` is set and `only` is empty or names it.
+    just those types; `no_restart` makes every restart policy `never`. `release` is not a
+    process: it becomes Formation.release, run once, when `run_release` is set and `only` is
+    empty or names it.
     """
     counts = counts or {}
     _check_known(procfile, counts)
@@ -72,6 +74,8 @@ def build_formation(
         if only and entry.name not in only:
             continue
         settings = settings_for(entry.name, entry.command, config)
+        if no_restart:  # development: a crash stays on screen instead of restarting
+            settings = replace(settings, restart=RestartPolicy.NEVER)
         count = counts.get(entry.name, settings.count)
         if count > MAX_INSTANCES_PER_TYPE:
             raise UsageError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,10 +11,11 @@ from pathlib import Path
 from procrun.errors import UsageError
 from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.project.config import Config, load_config, unknown_process_names
-from procrun.project.environ import load_env_files, merge_environment
+from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 from procrun.project.formation import Formation, build_formation
 from procrun.project.platforms import detect_platform, grace_warnings
 from procrun.project.procfile import Procfile, load_procfile
+from procrun.project.programs import check_programs
 from procrun.project.values import parse_duration
 from procrun.quoting import did_you_mean
 from procrun.settings import GiveUpPolicy, ProcessSpec
@@ -32,6 +35,7 @@ class ProjectOptions:
     platform_deadline: str | None = None
     base_port: int = 5000
     run_release: bool = True
+    no_restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Project:
     platform: str | None
     warnings: tuple[str, ...]
     """Everything `procrun check` reports."""
+    venv_bin: Path | None
+    """The virtualenv bin put first on the children's PATH, if any."""
     start_warnings: tuple[str, ...]
     """What `procrun start` logs: likely mistakes only, and deadline advice only where the
     platform is known (not on a laptop)."""
@@ -61,6 +67,8 @@ class Project:
             f"shutdown deadline: {deadline}; on give-up: {self.on_give_up}; "
             f"platform: {self.platform or 'not detected'}",
         ]
+        if self.venv_bin is not None:
+            lines.append(f"PATH: {self.venv_bin} first (procrun runs from that virtualenv)")
         release = [self.formation.release] if self.formation.release else []
         for spec in (*release, *self.formation.processes):
             lines.append(self._describe_spec(spec))
@@ -97,6 +105,9 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     dotenv_paths = options.env_files or (root / ".env",)
     dotenv = load_env_files(dotenv_paths, required=bool(options.env_files))
     merged = merge_environment(environ, dotenv)
+    venv_bin = own_virtualenv_bin(merged.get("PATH"), sys.prefix, sys.base_prefix)
+    if venv_bin is not None:
+        merged["PATH"] = os.pathsep.join(filter(None, (str(venv_bin), merged.get("PATH"))))
     formation = build_formation(
         procfile,
         config,
@@ -107,6 +118,7 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         only=options.only,
         base_port=options.base_port,
         run_release=options.run_release,
+        no_restart=options.no_restart,
     )
     if options.shutdown_timeout is not None:
         timeout: float | None = parse_duration(
@@ -134,6 +146,8 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     start_warnings: list[str] = []
     if platform is not None or stated is not None:
         start_warnings = grace_warnings(formation, timeout, platform, stated, include_cuts=False)
+    # Last: every mistake in the files and options is reported before a missing program.
+    check_programs([*([formation.release] if formation.release else []), *formation.processes])
     return Project(
         root,
         procfile,
@@ -142,5 +156,6 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         timeout,
         platform,
         tuple(warnings + deadline_warnings),
+        venv_bin,
         tuple(start_warnings),
     )

@@ -49,3 +49,19 @@ def _is_compound(command: str) -> bool:
     if not words or words[0] in _SHELL_KEYWORDS or words[0] == "exec":
         return True
     return any(t in _SHELL_OPERATORS for t in tokens) or "`" in command or "$(" in command
+
+
+def program_of(command: str) -> str | None:
+    """The program a simple command runs (after any leading `VAR=value`); None for a compound
+    command or one whose program is computed (`$APP_SERVER`), which only the shell can tell."""
+    if _is_compound(command):
+        return None
+    assignments = _LEADING_ASSIGNMENTS.match(command)
+    rest = command[assignments.end() if assignments else 0 :]
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        return None
+    if not words or "$" in words[0]:
+        return None
+    return words[0]

@@ -64,7 +64,9 @@ def test_click_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
 
 def test_check_suggests_the_process_a_settings_table_meant(tmp_path: Path) -> None:
     toml = '[processes.wbe]\ngrace = "5s"\n'
-    with Procrun(tmp_path, "web: a\nworker: b\n", command=("check",), toml=toml) as check:
+    with Procrun(
+        tmp_path, "web: sleep 1\nworker: sleep 2\n", command=("check",), toml=toml
+    ) as check:
         assert check.wait() == 0
         out = "\n".join(check.rest())
     assert 'settings for "wbe", which the Procfile does not define; did you mean "web"?' in out
@@ -84,6 +86,8 @@ def test_check_prints_the_resolved_formation_and_deadline_warnings(tmp_path: Pat
     ) in out, "the full grace applies to stop and restart; the cut one to a shutdown"
     assert "warning: worker: grace 600 s exceeds the shutdown deadline 25 s" in out
     assert "PORT=5101" in out
+    # pytest runs from the virtualenv without activating it: its bin (gunicorn, celery) goes first.
+    assert f"PATH: {Path(sys.prefix) / 'bin'} first (procrun runs from that virtualenv)" in out
 
 
 def test_start_is_quiet_about_an_intended_deadline_cut(tmp_path: Path) -> None:
@@ -97,3 +101,22 @@ def test_start_is_quiet_about_an_intended_deadline_cut(tmp_path: Path) -> None:
         output = "\n".join(procrun.rest())
     assert "process.exited" in output
     assert "config.warning" not in output
+
+
+@pytest.mark.parametrize("command", ["check", "start"])
+def test_a_program_missing_from_path_is_named_with_its_line(tmp_path: Path, command: str) -> None:
+    """Found before anything starts, on the process's own PATH, with the likely spelling."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uvicorn").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "uvicorn").chmod(0o755)
+    procfile = "# the app\nrelease: true\nweb: uvicron app:app\n"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    with Procrun(tmp_path, procfile, command=(command,), env=env) as procrun:
+        assert procrun.wait() == 2
+        assert procrun.rest() == []
+    first = procrun.stderr.splitlines()[0]
+    assert first.startswith(
+        'procrun: Procfile:3: "uvicron" not found on PATH; did you mean "uvicorn"? (PATH='
+    ), procrun.stderr
+    assert "Traceback" not in procrun.stderr

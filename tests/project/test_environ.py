@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procrun.errors import ConfigError
-from procrun.project.environ import load_env_files, merge_environment
+from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -191,3 +191,11 @@ def test_any_text_loads_or_fails_with_a_located_config_error(
     match = re.match(rf"{re.escape(str(path))}:(\d+): ", message)
     assert match, message
     assert 1 <= int(match.group(1)) <= len(re.split(r"\r\n|\n|\r", text))
+
+
+def test_the_virtualenv_procrun_runs_from_goes_first_on_path() -> None:
+    venv = "/srv/app/.venv"
+    assert own_virtualenv_bin("/usr/bin:/bin", venv, "/usr") == Path(venv) / "bin"
+    assert own_virtualenv_bin(f"{venv}/bin:/usr/bin", venv, "/usr") is None, "already there"
+    assert own_virtualenv_bin("/usr/bin", "/usr", "/usr") is None, "not in a virtualenv"
+    assert own_virtualenv_bin(None, venv, "/usr") == Path(venv) / "bin"

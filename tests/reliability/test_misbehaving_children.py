@@ -17,17 +17,28 @@ def script(tmp_path: Path, name: str, body: str) -> str:
     return child(path)
 
 
-def test_a_command_that_does_not_exist_gives_up_without_a_hot_loop(tmp_path: Path) -> None:
-    toml = '[processes.ghost]\nmax_restarts = 3\nbackoff = "50ms"\n'
-    started = time.monotonic()
-    with Procrun(tmp_path, "ghost: no-such-program --flag\n", toml=toml) as procrun:
+def test_a_program_that_does_not_exist_is_an_error_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    with Procrun(tmp_path, "web: sleep 60\nghost: no-such-program --flag\n") as procrun:
+        assert procrun.wait() == 2
+        assert procrun.rest() == []
+    assert (
+        procrun.stderr
+        == 'procrun: Procfile:2: "no-such-program" not found on PATH'
+        + (procrun.stderr.split("not found on PATH", 1)[1])
+    )
+    assert procrun.stderr.count("\n") == 1
+
+
+def test_a_command_the_shell_cannot_run_gives_up_at_once(tmp_path: Path) -> None:
+    """A compound command, so only the shell finds out: exit 127 at once is not retried."""
+    with Procrun(tmp_path, "ghost: true && no-such-program --flag\n") as procrun:
         procrun.wait_for_line(r"ghost.1 +\| .*no-such-program: not found")
-        procrun.wait_for_line(r"process.gave_up .*process=ghost.1")
+        gave_up = procrun.wait_for_line(r"process.gave_up .*process=ghost.1.*")
         assert procrun.wait() == 127
-    elapsed = time.monotonic() - started
-    assert procrun.transcript().count("process.restarting") == 3
-    # The first restart is immediate; then 50 ms, doubling.
-    assert elapsed > 0.0 + 0.05 + 0.1, "the restarts must back off"
+    assert "command not found (exit 127 at once)" in gave_up.group(0)
+    assert "process.restarting" not in procrun.transcript()
 
 
 def test_a_working_directory_that_vanished_is_reported_not_a_traceback(tmp_path: Path) -> None:
