@@ -329,6 +329,14 @@ def signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
+def describe_stopped(settings: ProcessSettings, returncode: int) -> str:
+    """How a process asked to stop ended: `stopped by SIGTERM` when a signal it was sent did it,
+    which is a clean stop and not a kill."""
+    if returncode < 0 and -returncode in (settings.stop_signal, settings.second_signal):
+        return f"stopped by {signal_name(-returncode)}"
+    return describe_returncode(returncode)
+
+
 def describe_returncode(returncode: int) -> str:
     if returncode < 0:
         return f"killed by {signal_name(-returncode)}"

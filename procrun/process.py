@@ -192,6 +192,7 @@ class ManagedProcess:
         """Up for min_uptime (the supervisor confirms, in event order)."""
         if self._state is ProcessState.STARTING:
             self._transition(ProcessState.RUNNING)
+            self._record = replace(self._record, reason=None)  # "restart requested" is over
             log.info("process.running", process=self.name, pid=self._pid)
 
     # --- exiting ---------------------------------------------------------------------------------

@@ -66,8 +66,9 @@ class Reaper:
                 log.debug("orphan.reaped", pid=pid, returncode=os.waitstatus_to_exitcode(status))
 
     def signal_orphans(self, sig: signal.Signals) -> list[int]:
-        """Send `sig` to every adopted orphan; the pids signalled."""
-        orphans = self.orphans()
+        """Send `sig` to every adopted orphan still alive (a zombie waits only for its reaping);
+        the pids signalled."""
+        orphans = [pid for pid in self.orphans() if not _is_zombie(pid)]
         if orphans:
             log.warning("orphans.signalled", pids=orphans, signal=sig.name)
         for pid in orphans:
@@ -95,3 +96,11 @@ def list_children(pid: int | None = None) -> list[int]:
         with contextlib.suppress(OSError):
             children.extend(int(pid) for pid in children_file.read_text().split())
     return children
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # not Linux, or gone: nothing to tell

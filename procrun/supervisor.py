@@ -33,7 +33,9 @@ from procrun.lifecycle import (
     ProcessState,
     Restart,
     decide_after_exit,
+    describe_forced,
     describe_returncode,
+    describe_stopped,
     effective_grace,
     exit_code,
     exit_was_wanted,
@@ -231,6 +233,7 @@ class Supervisor:
     def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
         outcome = describe_returncode(returncode)
         if process.state is ProcessState.STOPPING:
+            outcome = describe_stopped(process.spec.settings, returncode)
             process.finish_stop()
             log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
             return
@@ -283,20 +286,13 @@ class Supervisor:
         assert self._shutdown is not None
         self._shutdown.forces += 1
         if self._shutdown.forces == 1:
-            steps = []
-            for process in self._active:
-                plan = process.force_stop(self.options.force_kill_seconds)
-                if plan is not None and (step := plan.next) is not None:
-                    kill = (
-                        f", SIGKILL in {plan.kill_at - step.at:g} s"
-                        if plan.kill_at > step.at
-                        else ""
-                    )
-                    steps.append(f"{process.name} gets {step.signal.name} now{kill}")
-            plan_text = "; ".join(steps) or "nothing left to stop"
-            log.warning(
-                "shutdown.forced", reason=reason, plan=f"{plan_text}; Ctrl-C again to kill now"
-            )
+            steps = [
+                describe_forced(process.name, plan)
+                for process in self._active
+                if (plan := process.force_stop(self.options.force_kill_seconds)) is not None
+            ]
+            told = "; ".join(steps) or "nothing left to stop"
+            log.warning("shutdown.forced", reason=reason, plan=f"{told}; Ctrl-C again to kill now")
         else:
             log.warning("shutdown.killing", reason=reason)
             for process in self._active:

@@ -141,10 +141,10 @@ def cli() -> None:
 @click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
-    default="text",
+    default=None,
     envvar="PROCRUN_LOG_FORMAT",
-    show_default=True,
-    help="procrun's own events: readable text, or one JSON object per line.",
+    help="procrun's own events: readable text, or one JSON object per line [default: as "
+    "--output-format, so the stream is one format].",
 )
 @click.option(
     "--output-format",
@@ -164,7 +164,7 @@ def start(
     names: tuple[str, ...],
     no_release: bool,
     no_restart: bool,
-    log_format: str,
+    log_format: str | None,
     output_format: str,
     timestamps: bool,
     verbose: bool,
@@ -187,7 +187,7 @@ def start(
 
     options = StartOptions(
         _project_options(project, only=names, run_release=not no_release, no_restart=no_restart),
-        log_format=LogFormat(log_format),
+        log_format=LogFormat(log_format or output_format),
         json_output=output_format == "json",
         timestamps=timestamps,
         verbose=verbose,

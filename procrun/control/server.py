@@ -56,9 +56,6 @@ log = structlog.get_logger()
 
 REQUEST_TIMEOUT_SECONDS = 5.0
 SHUTTING_DOWN = "procrun is shutting down: this request was not carried out to the end"
-# Read-only verbs are logged at debug: a healthcheck running `procrun status` every few seconds
-# must not fill the log stream.
-_READ_ONLY_VERBS = frozenset({"info", "status", "logs"})
 
 
 class ControlServer:
@@ -194,8 +191,9 @@ class ControlServer:
             await reply_error(writer, str(error))
             return
         verb = message["verb"]
-        level = log.debug if verb in _READ_ONLY_VERBS else log.info
-        level("control.request", verb=verb, peer_pid=peer.pid)
+        # Debug: a healthcheck's `procrun status` every few seconds must not fill the log, and
+        # what a mutating request does is logged by what it does (signal.sent, process.stopped).
+        log.debug("control.request", verb=verb, peer_pid=peer.pid)
         task = asyncio.current_task()
         if task is not None and not (verb == "logs" and message.get("follow") is True):
             self._awaiting[task] = writer

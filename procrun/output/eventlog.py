@@ -47,8 +47,7 @@ def configure(
             structlog.processors.JSONRenderer(),
         ]
     else:
-        if timestamps:
-            processors.append(structlog.processors.TimeStamper(fmt="%H:%M:%S"))
+        # With timestamps on, the relay's prefix carries the time: one per line, not two.
         processors.append(
             structlog.dev.ConsoleRenderer(colors=colour, pad_event_to=18, pad_level=False)
         )

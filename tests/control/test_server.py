@@ -261,7 +261,8 @@ async def test_a_target_bug_is_an_internal_error_reply_and_is_logged(
     assert await request(server.path, {"verb": "info"}), "the server is still serving"
 
 
-async def test_requests_are_logged_with_verb_and_peer_pid(server: ControlServer) -> None:
+async def test_requests_are_logged_at_debug_with_verb_and_peer_pid(server: ControlServer) -> None:
+    """Debug only: what a request does is logged by what it does (signal.sent, ...)."""
     with capture_logs() as logs:
         await request(server.path, {"verb": "restart", "names": ["web"]})
         await request(server.path, {"verb": "status"})
@@ -270,7 +271,7 @@ async def test_requests_are_logged_with_verb_and_peer_pid(server: ControlServer)
             "event": "control.request",
             "verb": "restart",
             "peer_pid": os.getpid(),
-            "log_level": "info",
+            "log_level": "debug",
         },
         {
             "event": "control.request",
