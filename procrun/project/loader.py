@@ -13,7 +13,7 @@ from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.project.config import Config, load_config, unknown_process_names
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 from procrun.project.formation import Formation, build_formation
-from procrun.project.platforms import detect_platform, grace_warnings
+from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
 from procrun.project.procfile import Procfile, load_procfile
 from procrun.project.programs import check_programs
 from procrun.project.values import parse_duration
@@ -65,7 +65,7 @@ class Project:
             f"Procfile: {self.procfile.path}",
             f"settings: {self.config.source or 'defaults (no procrun.toml)'}",
             f"shutdown deadline: {deadline}; on give-up: {self.on_give_up}; "
-            f"platform: {self.platform or 'not detected'}",
+            f"platform: {describe_platform(self.platform)}",
         ]
         if self.venv_bin is not None:
             lines.append(f"PATH: {self.venv_bin} first (procrun runs from that virtualenv)")
@@ -144,7 +144,9 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     platform = detect_platform(environ)
     deadline_warnings = grace_warnings(formation, timeout, platform, stated)
     start_warnings: list[str] = []
-    if platform is not None or stated is not None:
+    # A /.dockerenv says "a container", not whose stop timeout applies (docker stop -t, a
+    # compose stop_grace_period, another runtime): start warns only where the deadline is known.
+    if (platform is not None and platform != DOCKER.name) or stated is not None:
         start_warnings = grace_warnings(formation, timeout, platform, stated, include_cuts=False)
     # Last: every mistake in the files and options is reported before a missing program.
     check_programs([*([formation.release] if formation.release else []), *formation.processes])

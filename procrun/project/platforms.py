@@ -71,6 +71,22 @@ def detect_platform(environ: Mapping[str, str], dockerenv: Path = DOCKERENV_PATH
     return None
 
 
+_DETECTED_BY = {
+    "render": "RENDER=true",
+    "heroku": "DYNO is set",
+    "kubernetes": "KUBERNETES_SERVICE_HOST is set",
+    "docker": "/.dockerenv exists: a container, whose stop timeout procrun cannot see; "
+    "state platform_deadline for start to check against it",
+}
+
+
+def describe_platform(platform: str | None) -> str:
+    """The platform and why procrun thinks so, for `procrun check`."""
+    if platform is None:
+        return "not detected"
+    return f"{platform} ({_DETECTED_BY.get(platform, 'detected')})"
+
+
 def grace_warnings(
     formation: Formation,
     shutdown_timeout: float | None,
