@@ -18,6 +18,7 @@ Module map, one line a module:
   supervisor.py           owns the processes and the queue; decides restarts, shutdown, exit code
   process.py              ManagedProcess: one child, its state, its process group
   stopping.py             running a stop plan: each step at its time, re-planned on a deadline
+  shutdown.py             a shutdown under way: its deadline over every stop, and forcing it
   signals.py              receiving and delivering signals, the child's side of spawning
   reaper.py               collecting every exit: owned children by pid, adopted orphans
   undertaker.py           kills what a SIGKILLed procrun would leave behind

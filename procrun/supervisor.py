@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 
 import structlog
 
 from procrun.clock import Clock, wait_until
+from procrun.errors import ProcrunError
 from procrun.events import (
     Event,
     MemoryExceeded,
@@ -33,10 +33,8 @@ from procrun.lifecycle import (
     ProcessState,
     Restart,
     decide_after_exit,
-    describe_forced,
     describe_returncode,
     describe_stopped,
-    effective_grace,
     exit_code,
     exit_was_wanted,
 )
@@ -44,6 +42,7 @@ from procrun.output.relay import Relay
 from procrun.process import ManagedProcess
 from procrun.reaper import Reaper
 from procrun.settings import GiveUpPolicy, ProcessSpec, SupervisorOptions
+from procrun.shutdown import Shutdown
 from procrun.watchdog import MemoryWatchdog
 
 log = structlog.get_logger()
@@ -51,14 +50,6 @@ log = structlog.get_logger()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
 ORPHAN_GRACE_SECONDS = 2.0
-
-
-@dataclass
-class _Shutdown:
-    reason: str
-    cause: ManagedProcess | None  # the process whose exit made procrun stop, if any
-    deadline: float | None = None  # on the clock: every stop's SIGKILL comes by then
-    forces: int = 0  # second Ctrl-Cs (or `shutdown --force`) so far
 
 
 class Supervisor:
@@ -86,7 +77,7 @@ class Supervisor:
         self.processes = [self._manage(spec) for spec in processes]
         self._by_name = {p.name: p for p in self.everyone}
         self._active: list[ManagedProcess] = []
-        self._shutdown: _Shutdown | None = None
+        self._shutdown: Shutdown | None = None
         self._shutdown_begun = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -204,10 +195,25 @@ class Supervisor:
 
     # --- on request (control socket, memory watchdog) ------------------------------------------
 
-    async def start_process(self, process: ManagedProcess, *, reason: str | None = None) -> None:
-        """Start a process that is not running, with a fresh restart budget."""
-        if process.state in SETTLED_STATES and not self.shutting_down:
-            await process.spawn(reason=reason, fresh_budget=True)
+    async def start_process(self, process: ManagedProcess, *, reason: str | None = None) -> bool:
+        """Start a process that is not running, with a fresh restart budget; whether it was."""
+        if process.state not in SETTLED_STATES or self.shutting_down:
+            return False
+        await process.spawn(reason=reason, fresh_budget=True)
+        return True
+
+    def add_processes(self, specs: Sequence[ProcessSpec]) -> list[ManagedProcess]:
+        """Supervise more instances (a type left out at start), stopped until started."""
+        if self._active is not self.processes:
+            raise ProcrunError("procrun is still running the release: start it afterwards")
+        self._relay.reserve([spec.name for spec in (*self.everyone_specs(), *specs)])
+        added = [self._manage(spec) for spec in specs if spec.name not in self._by_name]
+        self.processes.extend(added)  # also the active list: the processes phase runs
+        self._by_name.update((p.name, p) for p in added)
+        return added
+
+    def everyone_specs(self) -> list[ProcessSpec]:
+        return [p.spec for p in self.everyone]
 
     async def stop_process(self, process: ManagedProcess, reason: str) -> None:
         """Stop with the process's own stop sequence and grace; it stays stopped until started.
@@ -281,41 +287,23 @@ class Supervisor:
     def _force_shutdown(self, reason: str) -> None:
         """The first force moves every stop to its last signal now and its SIGKILL shortly after
         (lifecycle.force_stop); any later one SIGKILLs everything at once."""
-        if self._shutdown is None:
-            self._begin_shutdown(reason, cause=None)
-        assert self._shutdown is not None
-        self._shutdown.forces += 1
-        if self._shutdown.forces == 1:
-            steps = [
-                describe_forced(process.name, plan)
-                for process in self._active
-                if (plan := process.force_stop(self.options.force_kill_seconds)) is not None
-            ]
-            told = "; ".join(steps) or "nothing left to stop"
-            log.warning("shutdown.forced", reason=reason, plan=f"{told}; Ctrl-C again to kill now")
-        else:
-            log.warning("shutdown.killing", reason=reason)
-            for process in self._active:
-                process.kill_now()
+        shutdown = self._shutdown or self._begin_shutdown(reason, cause=None)
+        shutdown.force(reason, self._active, self.options.force_kill_seconds)
         if self._relay.paused:
             self._relay.abandon()  # a stalled stdout must not hold a forced stop
 
-    def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> None:
+    def _begin_shutdown(self, reason: str, *, cause: ManagedProcess | None) -> Shutdown:
         timeout = self.options.shutdown_timeout_seconds
         deadline = None if timeout is None else self._clock.now() + timeout
-        self._shutdown = _Shutdown(reason, cause, deadline)
+        shutdown = self._shutdown = Shutdown(reason, cause, deadline)
         self._shutdown_begun.set()
         log.info("shutdown.started", reason=reason, deadline=timeout)
-        for process in self._active:
-            grace = effective_grace(process.spec.settings, timeout)
-            stopping = process.begin_stop(grace, f"shutdown: {reason}")
-            if stopping is not None:
-                self._run_soon(stopping)
-            if deadline is not None:
-                process.cap_stop(deadline)  # a stop already under way (restart, stop, watchdog)
+        for stopping in shutdown.stop(self._active, timeout):
+            self._run_soon(stopping)
         if self._reaper.adopt_orphans:
             # Adopted daemons get their TERM now, in parallel, not after every grace has run out.
             self._reaper.signal_orphans(signal.SIGTERM)
+        return shutdown
 
     async def _stop_orphans(self) -> None:
         """Descendants that escaped their group (daemons) were adopted by procrun: stop them too,

@@ -72,9 +72,9 @@ class FakeTarget:
         }
         return {"supervisor": supervisor, "processes": [running_row(name) for name in acted]}
 
-    async def start(self, names: Sequence[str]) -> list[str]:
+    async def start(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
         self.calls.append(("start", list(names)))
-        return self._check(names)
+        return self._check(names), []
 
     async def stop(self, names: Sequence[str]) -> list[str]:
         self.calls.append(("stop", list(names)))

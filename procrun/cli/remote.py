@@ -85,6 +85,8 @@ def _report(result: dict[str, Any], past: str) -> None:
     where = result.get("project_dir", "?")
     for name in result["processes"]:
         click.echo(f"{name}: {past} ({where})")
+    for name in result.get("already_running", []):
+        click.echo(f"{name}: already running ({where})")
 
 
 @click.command(name="signal")

@@ -86,7 +86,9 @@ async def run_start(options: StartOptions) -> int:
                 force_kill_seconds=project.config.force_kill_after_seconds,
             ),
         )
-        target = SupervisorTarget(supervisor, relay.history, project_dir=project.root)
+        target = SupervisorTarget(
+            supervisor, relay.history, project_dir=project.root, more_of=project.specs_for
+        )
         async with ControlServer(socket_path, target, project_dir=project.root):
             for warning in project.start_warnings:
                 log.warning("config.warning", message=warning)

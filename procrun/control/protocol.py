@@ -10,7 +10,7 @@ One Unix stream socket per supervisor (see paths.py for where):
   accepted, then one line `{"process": "web.1", "line": "..."}` per log line until the client
   disconnects or the supervisor stops; an error while streaming arrives as an `ok: false` line.
 - Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...],
-  project_dir}; signal
+  project_dir} (start also already_running: [...]); signal
   {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true} (with
   `force`, as a second Ctrl-C).
 

@@ -203,6 +203,8 @@ class ControlServer:
         except ClientGone:
             raise
         except ProcrunError as error:
+            if isinstance(error, RequestError):  # a field off the wire, as decode_request's
+                log.warning("control.rejected", peer_pid=peer.pid, error=str(error))
             await reply_error(writer, str(error))
             return
         except Exception as error:
@@ -246,8 +248,12 @@ class ControlServer:
             case "status":
                 return await target.status(names_field(message, required=False))
             case "start":
-                acted = await target.start(names_field(message, required=True))
-                return {"processes": acted, "project_dir": self._info["project_dir"]}
+                started, running = await target.start(names_field(message, required=True))
+                return {
+                    "processes": started,
+                    "already_running": running,
+                    "project_dir": self._info["project_dir"],
+                }
             case "stop":
                 acted = await target.stop(names_field(message, required=True))
                 return {"processes": acted, "project_dir": self._info["project_dir"]}

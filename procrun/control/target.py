@@ -14,7 +14,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from procrun.lifecycle import ALIVE_STATES, describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
+from procrun.settings import ProcessSpec
 from procrun.supervisor import Supervisor
 
 
@@ -34,8 +35,9 @@ class ControlTarget(Protocol):
         Raises UsageError for an unknown name."""
         ...
 
-    async def start(self, names: Sequence[str]) -> list[str]:
-        """Start stopped processes; the instance names acted on."""
+    async def start(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Start stopped processes (a Procfile type not started yet included): the instance
+        names started, and those already running."""
         ...
 
     async def stop(self, names: Sequence[str]) -> list[str]:
@@ -70,9 +72,13 @@ class SupervisorTarget:
         history: LogHistory,
         *,
         project_dir: Path,
+        more_of: Callable[[str], Sequence[ProcessSpec]] | None = None,
         sampler: TreeSampler | None = None,
     ) -> None:
+        """`more_of(kind)`: the instances of a Procfile type that `procrun start NAMES` left out,
+        so that it can be started later."""
         self.project_dir = project_dir
+        self._more_of = more_of
         self._supervisor = supervisor
         self._history = history
         self._sampler = sampler or TreeSampler()
@@ -147,11 +153,19 @@ class SupervisorTarget:
 
     # --- acting ----------------------------------------------------------------------------------
 
-    async def start(self, names: Sequence[str]) -> list[str]:
+    async def start(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
         self._require_running()
+        known = {p.spec.kind for p in self._everyone()} | {p.name for p in self._everyone()}
+        for name in names:
+            if name not in known and self._more_of is not None:
+                # UsageError for a name the Procfile does not define either, saying what it does.
+                self._supervisor.add_processes(self._more_of(name))
         chosen = self._select(names)
-        await asyncio.gather(*(self._supervisor.start_process(p) for p in chosen))
-        return [p.name for p in chosen]
+        started = await asyncio.gather(*(self._supervisor.start_process(p) for p in chosen))
+        return (
+            [p.name for p, yes in zip(chosen, started, strict=True) if yes],
+            [p.name for p, yes in zip(chosen, started, strict=True) if not yes],
+        )
 
     async def stop(self, names: Sequence[str]) -> list[str]:
         self._require_running()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from procrun.errors import UsageError
 from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.project.config import Config, load_config, unknown_process_names
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
-from procrun.project.formation import Formation, build_formation
+from procrun.project.formation import RELEASE_PROCESS, Formation, build_formation
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
 from procrun.project.procfile import Procfile, load_procfile
 from procrun.project.programs import check_programs
@@ -50,6 +51,8 @@ class Project:
     """Everything `procrun check` reports."""
     venv_bin: Path | None
     """The virtualenv bin put first on the children's PATH, if any."""
+    recipe: Callable[..., Formation]
+    """build_formation with this project's files, environment and options, for `specs_for`."""
     start_warnings: tuple[str, ...]
     """What `procrun start` logs: likely mistakes only, and deadline advice only where the
     platform is known (not on a laptop)."""
@@ -57,6 +60,13 @@ class Project:
     @property
     def on_give_up(self) -> GiveUpPolicy:
         return self.config.on_give_up
+
+    def specs_for(self, kind: str) -> tuple[ProcessSpec, ...]:
+        """The instances of Procfile type `kind`, built as `start` builds them (a type that
+        `procrun start NAMES` left out, started later); UsageError for an unknown type."""
+        if kind == RELEASE_PROCESS:
+            raise UsageError(f'"{RELEASE_PROCESS}" runs only when procrun starts')
+        return self.recipe(only=(kind,), run_release=False).processes
 
     def describe(self) -> list[str]:
         """The resolved formation and settings, for `procrun check`."""
@@ -108,18 +118,19 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     venv_bin = own_virtualenv_bin(merged.get("PATH"), sys.prefix, sys.base_prefix)
     if venv_bin is not None:
         merged["PATH"] = os.pathsep.join(filter(None, (str(venv_bin), merged.get("PATH"))))
-    formation = build_formation(
+    # The same rules for a type started later (`procrun start worker` after `start web`).
+    recipe = functools.partial(
+        build_formation,
         procfile,
         config,
         merged,
         real_keys=frozenset(environ),
         directory=root,
         counts=options.counts,
-        only=options.only,
         base_port=options.base_port,
-        run_release=options.run_release,
         no_restart=options.no_restart,
     )
+    formation = recipe(only=options.only, run_release=options.run_release)
     if options.shutdown_timeout is not None:
         timeout: float | None = parse_duration(
             options.shutdown_timeout, "--shutdown-timeout / PROCRUN_SHUTDOWN_TIMEOUT"
@@ -159,5 +170,6 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         platform,
         tuple(warnings + deadline_warnings),
         venv_bin,
+        recipe,
         tuple(start_warnings),
     )

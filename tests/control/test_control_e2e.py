@@ -270,3 +270,32 @@ def test_logs_follow_streams_new_lines(running: Procrun, tmp_path: Path, socket_
         follower.wait()
         reader.join(5)
         output.close()
+
+
+def test_a_type_left_out_at_start_can_be_started_later(tmp_path: Path, socket_path: Path) -> None:
+    """`procrun start web`, then `procrun start worker`: the worker starts, with the rules of
+    `start` (its PORT, PS); starting what runs already says so and exits 0."""
+    procfile = f"web: {child(RECORDER)}\nworker: {child(RECORDER)}\n"
+    env = {"PROCRUN_SOCKET": str(socket_path)}
+    with Procrun(tmp_path, procfile, "web", env=env) as running:
+        running.wait_for_line(r"web.1 +\| leader \d+ ready")
+        started = procrun("start", "worker", cwd=tmp_path, socket=socket_path)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout == f"worker.1: started ({tmp_path.resolve()})\n"
+        running.wait_for_line(r"worker.1 +\| leader \d+ ready .*env_port=5100")
+        again = procrun("start", "web", "worker", cwd=tmp_path, socket=socket_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines() == [
+            f"web.1: already running ({tmp_path.resolve()})",
+            f"worker.1: already running ({tmp_path.resolve()})",
+        ]
+        unknown = procrun("start", "wrker", cwd=tmp_path, socket=socket_path)
+        assert unknown.returncode == 1
+        assert 'unknown process "wrker"; did you mean "worker"?' in unknown.stderr
+        status = procrun("status", "--json", cwd=tmp_path, socket=socket_path)
+        assert [row["name"] for row in json.loads(status.stdout)["processes"]] == [
+            "web.1",
+            "worker.1",
+        ]
+        running.signal(signal.SIGTERM)
+        assert running.wait() == 0
