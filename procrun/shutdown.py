@@ -11,6 +11,7 @@ import structlog
 
 from procrun.lifecycle import describe_forced, effective_grace
 from procrun.process import ManagedProcess
+from procrun.stopping import describe_pending
 
 log = structlog.get_logger()
 
@@ -36,6 +37,15 @@ class Shutdown:
             if self.deadline is not None:
                 process.cap_stop(self.deadline)  # a stop already under way (restart, stop, ...)
         return sequences
+
+    def waiting_for(self, processes: Sequence[ManagedProcess], now: float) -> str | None:
+        """`worker.1 (SIGQUIT in 280 s, SIGKILL in 290 s)`: what the shutdown still waits for."""
+        told = [
+            f"{process.name} ({describe_pending(plan, now)})"
+            for process in processes
+            if (plan := process.stop) is not None
+        ]
+        return "; ".join(told) or None
 
     def force(self, reason: str, processes: Sequence[ManagedProcess], kill_after: float) -> None:
         """The first force moves every stop to its last signal now and its SIGKILL `kill_after`

@@ -81,6 +81,13 @@ class StopSequence:
             retry = min(retry * 2, KILL_RETRY_MAX_SECONDS)
 
 
+def describe_pending(plan: StopPlan, now: float) -> str:
+    """`SIGQUIT in 280 s, SIGKILL in 290 s`: what the stop has still to send, and when."""
+    steps = plan.steps[plan.delivered :]
+    told = ", ".join(f"{s.signal.name} in {max(s.at - now, 0.0):.0f} s" for s in steps)
+    return told or "SIGKILL sent, waiting for the exit"
+
+
 def _complete(future: asyncio.Future[None], _: object) -> None:
     if not future.done():
         future.set_result(None)

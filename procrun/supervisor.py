@@ -50,6 +50,8 @@ log = structlog.get_logger()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
 ORPHAN_GRACE_SECONDS = 2.0
+FIRST_WAITING_SECONDS = 1.0  # a quick stop says nothing
+WAITING_EVERY_SECONDS = 10.0
 
 
 class Supervisor:
@@ -300,10 +302,19 @@ class Supervisor:
         log.info("shutdown.started", reason=reason, deadline=timeout)
         for stopping in shutdown.stop(self._active, timeout):
             self._run_soon(stopping)
+        self._clock.call_at(self._clock.now() + FIRST_WAITING_SECONDS, self._tell_waiting)
         if self._reaper.adopt_orphans:
             # Adopted daemons get their TERM now, in parallel, not after every grace has run out.
             self._reaper.signal_orphans(signal.SIGTERM)
         return shutdown
+
+    def _tell_waiting(self) -> None:
+        """While the shutdown waits on long graces, say for what and until when, every so often."""
+        if self._shutdown is None or self._finished():
+            return
+        if waiting := self._shutdown.waiting_for(self._active, self._clock.now()):
+            log.info("shutdown.waiting", waiting_for=waiting, hint="Ctrl-C again to force")
+        self._clock.call_at(self._clock.now() + WAITING_EVERY_SECONDS, self._tell_waiting)
 
     async def _stop_orphans(self) -> None:
         """Descendants that escaped their group (daemons) were adopted by procrun: stop them too,

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from procrun.control.target import SupervisorTarget
 from procrun.events import Event, ShutdownRequested, SignalReceived
 from procrun.lifecycle import ProcessState
+from procrun.output.history import LogHistory
 from procrun.output.relay import OutputStyle, Relay
 from procrun.reaper import Reaper
 from procrun.settings import ProcessSettings, ProcessSpec
@@ -68,9 +71,20 @@ async def test_term_then_quit_before_the_deadline_then_kill_the_group(
     pool = int(ready.group(2))
     celery_like.supervisor.post(ShutdownRequested("test"))
     await sink.wait_for(r"leader \d+ got SIGTERM")
-    assert clock.pending() == [590.0], "next step: QUIT 10 s before the 600 s deadline"
+    assert clock.pending() == [1.0, 590.0], "saying what it waits for; QUIT 10 s before the end"
 
-    clock.advance(589.0)
+    with capture_logs() as logs:
+        clock.advance(1.0)  # a long stop says what it waits for, and until when
+        clock.advance(588.0)
+    target = SupervisorTarget(celery_like.supervisor, LogHistory(), project_dir=Path.cwd())
+    row = (await target.status([]))["processes"][0]
+    assert (row["state"], row["reason"]) == (
+        "STOPPING",
+        "shutdown: test; SIGQUIT in 1 s, SIGKILL in 11 s",
+    ), "status shows the seconds left to each step"
+    waiting = [e["waiting_for"] for e in logs if e["event"] == "shutdown.waiting"]
+    assert waiting[0] == "worker.1 (SIGQUIT in 589 s, SIGKILL in 599 s)"
+    assert len(waiting) == 59, "again every 10 s, no more often"
     await asyncio.sleep(0)
     assert "SIGQUIT" not in sink.text()
     clock.advance(1.0)

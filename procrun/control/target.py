@@ -26,6 +26,7 @@ from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
 from procrun.settings import ProcessSpec
+from procrun.stopping import describe_pending
 from procrun.supervisor import Supervisor
 
 
@@ -144,12 +145,20 @@ class SupervisorTarget:
             "restarts": record.restarts,
             "last_exit": describe_returncode(returncode) if returncode is not None else None,
             "last_exit_status": exit_status(returncode) if returncode is not None else None,
-            "reason": record.reason,
+            "reason": self._reason(process),
             "oneshot": process.spec.settings.oneshot,
             "rss_bytes": usage.rss_bytes if usage else None,
             "cpu_percent": usage.cpu_percent if usage else None,
             "tree_processes": usage.processes if usage else None,
         }
+
+    def _reason(self, process: ManagedProcess) -> str | None:
+        """Why it is in its state; for a stop under way, also what comes next and when."""
+        plan = process.stop
+        if plan is None:
+            return process.record.reason
+        pending = describe_pending(plan, self._supervisor.clock.now())
+        return f"{process.record.reason}; {pending}" if process.record.reason else pending
 
     # --- acting ----------------------------------------------------------------------------------
 
