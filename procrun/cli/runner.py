@@ -15,7 +15,8 @@ import structlog
 
 from procrun import signals
 from procrun.clock import LoopClock
-from procrun.control.paths import server_socket_path
+from procrun.control.listener import remove_stale_sockets
+from procrun.control.paths import SOCKET_SUFFIX, explicit_socket, server_socket_path
 from procrun.control.server import ControlServer
 from procrun.control.target import SupervisorTarget
 from procrun.events import Event, SignalReceived
@@ -73,6 +74,9 @@ async def run_start(options: StartOptions) -> int:
         # Serve the control socket before spawning anything: a second procrun for the same
         # project is refused here, with nothing started.
         socket_path = server_socket_path(project.root, options.socket)
+        if explicit_socket(options.socket) is None:  # only in procrun's own socket directory
+            for stale in remove_stale_sockets(socket_path.parent, SOCKET_SUFFIX):
+                log.debug("control.stale_socket_removed", socket=str(stale))
         supervisor = Supervisor(
             project.formation.processes,
             release=project.formation.release,

@@ -81,6 +81,24 @@ def bind_socket(path: Path) -> BoundSocket | None:
         return bound
 
 
+def remove_stale_sockets(directory: Path, suffix: str) -> list[Path]:
+    """Remove the sockets in `directory` that nobody listens on (left by supervisors that were
+    SIGKILLed), under the directory lock, so a supervisor binding its socket right now (bound,
+    not yet listening, which looks the same) is never caught; the paths removed."""
+    removed: list[Path] = []
+    with _directory_lock(directory):
+        for path in sorted(directory.glob(f"*{suffix}")):
+            try:
+                stale = existing_socket(path) == "stale"
+            except ProcrunError:  # not a socket: never ours to delete
+                continue
+            if stale:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                removed.append(path)
+    return removed
+
+
 def existing_socket(path: Path) -> Literal["missing", "stale", "live"]:
     """What is at `path`: nothing, a socket nobody listens on, or a live server."""
     try:

@@ -10,6 +10,7 @@ supervisors, sockets found as users find them (no PROCRUN_SOCKET, a private XDG_
 """
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -108,3 +109,23 @@ def test_without_a_procfile_the_only_supervisor_is_used_and_several_are_listed(
     assert len(listed) == 2
     assert any(f"project {b.resolve()} " in line for line in listed)
     assert any(f"project {c.resolve()} " in line for line in listed)
+
+
+def test_start_clears_sockets_of_supervisors_that_were_killed(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """A SIGKILLed supervisor leaves its socket file; the next start removes it (nobody listens
+    there), and leaves the live ones and anything that is not a socket alone."""
+    b, c = project(tmp_path, "b"), project(tmp_path, "c")
+    directory = runtime_dir / "procrun"
+    with supervisor(b, runtime_dir):
+        live = next(directory.glob("b-*.sock"))
+        stale = directory / "crashed-0000abcd.sock"
+        with socket.socket(socket.AF_UNIX) as crashed:
+            crashed.bind(str(stale))
+        not_a_socket = directory / "notes-0000abcd.sock"
+        not_a_socket.write_text("mine")
+        with supervisor(c, runtime_dir):
+            assert not stale.exists()
+            assert live.exists()
+            assert not_a_socket.read_text() == "mine"
