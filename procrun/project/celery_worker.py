@@ -52,3 +52,20 @@ def _celery_subcommand(words: list[str]) -> str | None:
         elif not word.startswith("-"):
             return word
     return None
+
+
+def celery_node_name_warning(kind: str, command: str, count: int) -> str | None:
+    """Several instances of a Celery worker with no -n/--hostname all call themselves
+    `celery@<host>`: Flower and `celery inspect` see one worker (DuplicateNodenameWarning)."""
+    if count < 2 or not _runs_celery_worker(command):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if any(w in ("-n", "--hostname") or w.startswith(("-n", "--hostname=")) for w in words):
+        return None
+    return (
+        f"{kind}: {count} Celery workers with the same node name (celery@<host>): add "
+        f"-n %n-${{PS}}@%h to the command so that each has its own"
+    )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from procrun.errors import UsageError
 from procrun.lifecycle import effective_grace, second_signal_margin
+from procrun.project.celery_worker import celery_node_name_warning
 from procrun.project.config import Config, load_config, unknown_process_names
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 from procrun.project.formation import RELEASE_PROCESS, Formation, build_formation
@@ -154,11 +156,18 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         stated = config.platform_deadline_seconds
     platform = detect_platform(environ)
     deadline_warnings = grace_warnings(formation, timeout, platform, stated)
-    start_warnings: list[str] = []
+    counts = Counter(spec.kind for spec in formation.processes)
+    node_warnings = [
+        warning
+        for entry in procfile.entries
+        if (warning := celery_node_name_warning(entry.name, entry.command, counts[entry.name]))
+    ]
+    warnings += node_warnings
+    start_warnings: list[str] = list(node_warnings)
     # A /.dockerenv says "a container", not whose stop timeout applies (docker stop -t, a
     # compose stop_grace_period, another runtime): start warns only where the deadline is known.
     if (platform is not None and platform != DOCKER.name) or stated is not None:
-        start_warnings = grace_warnings(formation, timeout, platform, stated, include_cuts=False)
+        start_warnings += grace_warnings(formation, timeout, platform, stated, include_cuts=False)
     # Last: every mistake in the files and options is reported before a missing program.
     check_programs([*([formation.release] if formation.release else []), *formation.processes])
     return Project(

@@ -43,3 +43,13 @@ def test_check_says_why_it_thinks_it_is_in_docker(tmp_path: Path) -> None:
     else:
         assert "platform: not detected" in out
     assert "warning: worker: grace 600 s is longer than" in out, "check keeps the full list"
+
+
+def test_celery_workers_sharing_a_node_name_are_reported(tmp_path: Path) -> None:
+    """Three `celery ... worker` instances that all call themselves celery@<host>: a likely
+    mistake, which check reports (and start logs as a config.warning)."""
+    procfile = "worker: sleep 60 && celery -A app worker\n"
+    with Procrun(tmp_path, procfile, "-c", "worker=3", command=("check",)) as check:
+        assert check.wait() == 0
+        out = "\n".join(check.rest())
+    assert "worker: 3 Celery workers with the same node name" in out

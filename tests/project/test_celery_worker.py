@@ -1,6 +1,6 @@
 import pytest
 
-from procrun.project.celery_worker import is_celery_worker
+from procrun.project.celery_worker import celery_node_name_warning, is_celery_worker
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,16 @@ def test_not_celery_workers(command: str) -> None:
 def test_a_type_named_worker_is_a_worker_whatever_it_runs() -> None:
     assert is_celery_worker("worker", "python -m jobs")
     assert not is_celery_worker("workers", "python -m jobs")
+
+
+def test_several_celery_workers_without_a_node_name_are_warned_about() -> None:
+    warning = celery_node_name_warning("worker", "celery -A app worker -l info", 3)
+    assert warning == (
+        "worker: 3 Celery workers with the same node name (celery@<host>): add "
+        "-n %n-${PS}@%h to the command so that each has its own"
+    )
+    assert celery_node_name_warning("worker", "celery -A app worker", 1) is None, "only one"
+    assert celery_node_name_warning("worker", "celery -A app worker -n w-${PS}@%h", 3) is None
+    assert celery_node_name_warning("worker", "celery -A app worker --hostname=a@%h", 3) is None
+    assert celery_node_name_warning("worker", "sleep 60", 3) is None, "not Celery"
+    assert celery_node_name_warning("beat", "celery -A app beat", 3) is None
