@@ -4,9 +4,10 @@ Design note
 -----------
 Who gets which signal:
   * procrun receives TERM/INT/HUP (a stop request) and CHLD (a child changed state). The handlers
-    only record the signal into the event loop (``loop.add_signal_handler``); the supervisor
-    decides. They are installed before anything is spawned: as PID 1 a signal without a handler is
-    ignored, even the platform's SIGTERM.
+    only record the signal into the event loop (``capture_signals``: Python's handlers, which
+    never lose a signal in a storm, and a wake-up socket); the supervisor decides. They are
+    installed before anything is spawned: as PID 1 a signal without a handler is ignored, even
+    the platform's SIGTERM.
   * Each child is the leader of its own session and process group, so a terminal's Ctrl-C reaches
     procrun only, and procrun picks what each child gets (TERM for the web server, not INT).
   * The stop signal goes to the leader's pid only: a process-group TERM reaches Celery's prefork
@@ -30,6 +31,7 @@ import ctypes
 import enum
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
@@ -52,18 +54,41 @@ def capture_signals(
 ) -> Iterator[None]:
     """Route `signals` into the loop as calls to `on_signal`; put the previous handlers back after.
 
-    ``loop.remove_signal_handler`` restores SIG_DFL, not what was there before, hence the record.
+    Not ``loop.add_signal_handler``: asyncio learns which signal came from one byte per signal in
+    its wake-up socket, and in a storm (hundreds of children exiting at once) the socket fills,
+    bytes are dropped ("Exception ignored when trying to write to the signal wakeup fd") and so
+    are the signals; a lost SIGCHLD is a child never reaped, a lost SIGTERM a stop never made.
+    Here the wake-up socket only wakes the loop, so a dropped byte is harmless, and Python's own
+    handlers say which signal came: they coalesce repeats but never lose a signal.
     """
-    previous: dict[signal.Signals, _Handler] = {}
+    wake_read, wake_write = socket.socketpair()
+    wake_read.setblocking(False)
+    wake_write.setblocking(False)
+    previous_handlers: dict[signal.Signals, _Handler] = {}
+    previous_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
+    loop.add_reader(wake_read.fileno(), _drain, wake_read)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
+
     try:
         for sig in signals:
-            previous[sig] = signal.getsignal(sig)
-            loop.add_signal_handler(sig, on_signal, sig)
+            previous_handlers[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
         yield
     finally:
-        for sig, handler in previous.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig, previous in previous_handlers.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        signal.set_wakeup_fd(previous_wakeup)
+        loop.remove_reader(wake_read.fileno())
+        wake_read.close()
+        wake_write.close()
+
+
+def _drain(wake: socket.socket) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while wake.recv(4096):
+            pass
 
 
 # --- delivering ----------------------------------------------------------------------------------

@@ -93,3 +93,26 @@ def test_sigterm_while_a_large_formation_starts_stops_the_spawning(tmp_path: Pat
     assert "process.spawned" not in after, "nothing is spawned once the shutdown has started"
     assert len(re.findall(r"process.(?:stopped|exited) ", after)) == len(spawned)
     assert [pid for pid in spawned if pid_alive(pid)] == []
+
+
+STORM = 600  # enough SIGCHLDs at once to fill asyncio's one-byte-per-signal wake-up socket
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_hundreds_of_children_exiting_at_once_are_all_reaped(tmp_path: Path, run: int) -> None:
+    """A SIGTERM ends 600 children at the same moment: 600 SIGCHLDs, coalesced and partly
+    dropped by the kernel's wake-up socket. Every exit must still be reaped, with no warning
+    about the wake-up fd, and procrun must exit (issue 18: it used to hang about 3 times in 100
+    at 1,000, with 'Exception ignored when trying to write to the signal wakeup fd')."""
+    with Procrun(tmp_path, "s: exec sleep 1000\n", "-c", f"s={STORM}") as procrun:
+        for _ in range(STORM):
+            procrun.wait_for_line(r"process.spawned .*process=s\.", LONG_DEADLINE)
+        procrun.signal(signal.SIGTERM)
+        assert procrun.wait(LONG_DEADLINE) == 0
+        lines = procrun.rest()
+    stopped = [
+        line for line in [*procrun.transcript().splitlines(), *lines] if "process.stopped" in line
+    ]
+    assert len(set(stopped)) == STORM
+    assert "wakeup fd" not in procrun.stderr
+    assert "Exception ignored" not in procrun.stderr
