@@ -18,7 +18,7 @@ from procrun.project.environ import load_env_files, merge_environment, own_virtu
 from procrun.project.formation import RELEASE_PROCESS, Formation, build_formation
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
 from procrun.project.procfile import Procfile, load_procfile
-from procrun.project.programs import check_programs
+from procrun.project.programs import busy_port_warnings, check_programs
 from procrun.project.values import parse_duration
 from procrun.quoting import did_you_mean
 from procrun.settings import GiveUpPolicy, ProcessSpec
@@ -162,8 +162,9 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         for entry in procfile.entries
         if (warning := celery_node_name_warning(entry.name, entry.command, counts[entry.name]))
     ]
-    warnings += node_warnings
-    start_warnings: list[str] = list(node_warnings)
+    port_warnings = busy_port_warnings(formation.processes)
+    warnings += node_warnings + port_warnings
+    start_warnings: list[str] = node_warnings + port_warnings
     # A /.dockerenv says "a container", not whose stop timeout applies (docker stop -t, a
     # compose stop_grace_period, another runtime): start warns only where the deadline is known.
     if (platform is not None and platform != DOCKER.name) or stated is not None:

@@ -41,6 +41,28 @@ def check_programs(specs: Iterable[ProcessSpec]) -> None:
             )
 
 
+def busy_port_warnings(specs: Iterable[ProcessSpec], web_kind: str = "web") -> list[str]:
+    """The web instances (Heroku's convention: the type that gets the traffic on $PORT) whose
+    PORT something else holds already: they would fail to bind, restart, and give up later."""
+    import socket  # only here: the supervisor has no other use for it at start
+
+    warnings = []
+    for spec in specs:
+        port = spec.env.get("PORT", "")
+        if spec.kind != web_kind or not port.isdigit():
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+            try:
+                probe.bind(("0.0.0.0", int(port)))
+            except OSError as error:
+                warnings.append(
+                    f"{spec.source}: {spec.name}'s PORT {port} is not free ({error.strerror}): "
+                    "stop what holds it, or set PORT or -p"
+                )
+    return warnings
+
+
 def _on_path(program: str, path: str) -> bool:
     # Not shutil.which: shutil imports bz2 and lzma, which would stay mapped in the supervisor.
     return any(

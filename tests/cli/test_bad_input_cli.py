@@ -1,5 +1,7 @@
 """Bad input: one line on stderr naming the file, line and fix; exit code 2; never a traceback."""
 
+import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -120,3 +122,20 @@ def test_a_program_missing_from_path_is_named_with_its_line(tmp_path: Path, comm
         'procrun: Procfile:3: "uvicron" not found on PATH; did you mean "uvicorn"? (PATH='
     ), procrun.stderr
     assert "Traceback" not in procrun.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "start"])
+def test_a_web_port_already_in_use_is_said_at_once(tmp_path: Path, command: str) -> None:
+    """It used to take a minute of failed binds and restarts to find out."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {"PORT": str(port)}
+        with Procrun(tmp_path, "web: sleep 60\n", command=(command,), env=env) as procrun:
+            line = procrun.wait_for_line(rf"PORT {port} is not free")
+            if command == "start":
+                procrun.signal(signal.SIGTERM)
+            assert procrun.wait() == 0
+    assert "web.1's PORT" in line.string
+    assert "stop what holds it, or set PORT or -p" in line.string
