@@ -49,6 +49,9 @@ Module map, one line a module:
   output/pipesize.py      growing a pipe's capacity within the user's quota
   output/heap.py          keeping glibc's heap through a log burst
 
+  health/: who is ready
+  health/sdnotify.py      procrun's own READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 to its manager
+
   control/: the control socket
   control/protocol.py     the wire protocol: verbs, limits, encode/decode, typed results
   control/paths.py        where sockets live, one per project, in a private directory

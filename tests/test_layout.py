@@ -39,8 +39,9 @@ ALLOWED = {
     "project": {"base", "project"},
     "output": {"base", "output"},
     "core": {"base", "output", "core"},
+    "health": {"base", "output", "core", "health"},
     "control": {"base", "project", "output", "core", "control"},
-    "cli": {"base", "project", "output", "core", "control", "cli"},
+    "cli": {"base", "project", "output", "core", "health", "control", "cli"},
     "main": {"cli"},
 }
 

@@ -20,6 +20,7 @@ from procrun.control.paths import SOCKET_SUFFIX, explicit_socket, server_socket_
 from procrun.control.server import ControlServer
 from procrun.control.target import SupervisorTarget
 from procrun.events import Event, SignalReceived
+from procrun.health import sdnotify
 from procrun.output import eventlog
 from procrun.output.eventlog import LogFormat
 from procrun.output.relay import OutputStyle, Relay, use_colour
@@ -93,10 +94,20 @@ async def run_start(options: StartOptions) -> int:
         target = SupervisorTarget(
             supervisor, relay.history, project_dir=project.root, more_of=project.specs_for
         )
+        notifier = sdnotify.Notifier.from_environment(os.environ)
         async with ControlServer(socket_path, target, project_dir=project.root):
             for warning in project.start_warnings:
                 log.warning("config.warning", message=warning)
+            reporting = None
+            if notifier is not None:
+                ping = sdnotify.watchdog_interval(os.environ, os.getpid())
+                reporting = asyncio.ensure_future(sdnotify.report(notifier, supervisor, ping))
             returncode = await supervisor.run()
+            if reporting is not None:
+                reporting.cancel()
+                await asyncio.gather(reporting, return_exceptions=True)
+        if notifier is not None:
+            notifier.close()
         if undertaker is not None:
             undertaker.close()
         log.info("procrun.exited", returncode=returncode)

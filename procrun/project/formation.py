@@ -26,6 +26,7 @@ MAX_INSTANCES_PER_TYPE = 1000
 """A bound that no real formation reaches, so a typo (`-c web=1000000000`) fails fast."""
 
 PORT_STEP_PER_TYPE = 100
+MANAGER_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 MAX_PORT = 65535
 
 
@@ -115,6 +116,8 @@ class _InstanceBuilder:
         name = f"{entry.name}.{index}"
         env = dict(self.environ)
         env.update((k, v) for k, v in settings.env.items() if k not in self.real_keys)
+        for key in MANAGER_ENV:  # addressed to procrun by its own manager (systemd)
+            env.pop(key, None)
         env["PS"] = name
         env.setdefault("PYTHONUNBUFFERED", "1")
         if "PORT" not in env:

@@ -1,0 +1,1 @@
+"""Health: how procrun and its processes tell who is ready (sd_notify)."""
