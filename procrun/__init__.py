@@ -22,6 +22,7 @@ Module map, one line a module:
   signals.py              receiving and delivering signals, the child's side of spawning
   reaper.py               collecting every exit: owned children by pid, adopted orphans
   undertaker.py           kills what a SIGKILLed procrun would leave behind
+  crashloop.py            repeated identical crashes said once, not a traceback per restart
   watchdog.py             restarts a process whose tree stays above max_memory
   procinfo.py             process-tree RSS and CPU (the one module that imports psutil)
 

@@ -188,12 +188,15 @@ class ManagedProcess:
         if self._state is ProcessState.STARTING:
             self._post(ProcessStarted(self.name))
 
-    def mark_running(self) -> None:
-        """Up for min_uptime (the supervisor confirms, in event order)."""
-        if self._state is ProcessState.STARTING:
-            self._transition(ProcessState.RUNNING)
-            self._record = replace(self._record, reason=None)  # "restart requested" is over
-            log.info("process.running", process=self.name, pid=self._pid)
+    def mark_running(self) -> bool:
+        """Up for min_uptime (the supervisor confirms, in event order); False when it exited or
+        is stopping meanwhile (the min-uptime timer lost the race)."""
+        if self._state is not ProcessState.STARTING:
+            return False
+        self._transition(ProcessState.RUNNING)
+        self._record = replace(self._record, reason=None)  # "restart requested" is over
+        log.info("process.running", process=self.name, pid=self._pid)
+        return True
 
     # --- exiting ---------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 import structlog
 
 from procrun.clock import Clock, wait_until
+from procrun.crashloop import CrashLoop
 from procrun.errors import ProcrunError
 from procrun.events import (
     Event,
@@ -78,6 +79,7 @@ class Supervisor:
         self.release = self._manage(release) if release else None
         self.processes = [self._manage(spec) for spec in processes]
         self._by_name = {p.name: p for p in self.everyone}
+        self._crashes = CrashLoop(relay, clock)
         self._active: list[ManagedProcess] = []
         self._shutdown: Shutdown | None = None
         self._shutdown_begun = asyncio.Event()
@@ -172,9 +174,8 @@ class Supervisor:
                     self._begin_shutdown(reason, cause=None)
             case ShutdownRequested(reason=reason, force=True):
                 self._force_shutdown(reason)
-            case ProcessStarted(process=name):
-                # A no-op if it exited or is stopping: the min-uptime timer lost the race.
-                self._by_name[name].mark_running()
+            case ProcessStarted(process=name) if self._by_name[name].mark_running():
+                self._crashes.came_up(self._by_name[name])
             case ProcessExited(process=name, returncode=returncode):
                 self._on_exit(self._by_name[name], returncode)
             case RestartDue(process=name):
@@ -208,14 +209,11 @@ class Supervisor:
         """Supervise more instances (a type left out at start), stopped until started."""
         if self._active is not self.processes:
             raise ProcrunError("procrun is still running the release: start it afterwards")
-        self._relay.reserve([spec.name for spec in (*self.everyone_specs(), *specs)])
+        self._relay.reserve([p.name for p in self.everyone] + [spec.name for spec in specs])
         added = [self._manage(spec) for spec in specs if spec.name not in self._by_name]
         self.processes.extend(added)  # also the active list: the processes phase runs
         self._by_name.update((p.name, p) for p in added)
         return added
-
-    def everyone_specs(self) -> list[ProcessSpec]:
-        return [p.spec for p in self.everyone]
 
     async def stop_process(self, process: ManagedProcess, reason: str) -> None:
         """Stop with the process's own stop sequence and grace; it stays stopped until started.
@@ -241,12 +239,14 @@ class Supervisor:
     def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
         outcome = describe_returncode(returncode)
         if process.state is ProcessState.STOPPING:
+            self._crashes.exited(process, crashed=False)
             outcome = describe_stopped(process.spec.settings, returncode)
             process.finish_stop()
             log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
             return
         if self.shutting_down:
             # It ended on its own while everything is stopping: nothing to restart.
+            self._crashes.exited(process, crashed=False)
             process.finish()
             log.info("process.exited", process=process.name, returncode=returncode, how=outcome)
             return
@@ -257,12 +257,14 @@ class Supervisor:
         started = process.record.started_at
         uptime = None if started is None else now - started
         decision = decide_after_exit(settings, returncode, failures, uptime)
+        self._crashes.exited(process, crashed=isinstance(decision, Restart | GiveUp))
         log_exit = log.info if returncode == 0 else log.warning
         log_exit("process.exited", process=process.name, returncode=returncode, how=outcome)
         match decision:
             case Finish():
                 process.finish()
             case Restart(delay_seconds=delay):
+                self._crashes.restarting(process)
                 process.schedule_restart(delay, lambda: self.post(RestartDue(process.name)))
                 log.info("process.restarting", process=process.name, delay=round(delay, 3))
             case GiveUp(reason=reason):

@@ -30,6 +30,7 @@ MAX_GROWN_CHILD_PIPES = 32
 # A read larger than a default pipe holds: a child is flooding (procrun/output/heap.py).
 BURST_READ_BYTES = 64 * 1024
 CONTINUED_MARKER = b" [procrun: line continues]"
+MAX_HELD_BYTES = 256 * 1024
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 
 
@@ -73,6 +74,8 @@ class Relay:
         self._colours: dict[str, int] = {}
         self._prefixes: dict[str, bytes] = {}
         self._readers: dict[asyncio.ReadTransport, LineAssembler] = {}
+        self._held: dict[str, list[bytes]] = {}
+        self._held_bytes: dict[str, int] = {}
         self._pausing: asyncio.Handle | None = None
         self._no_readers = asyncio.Event()
         self._no_readers.set()
@@ -104,8 +107,34 @@ class Relay:
     # --- writing ---------------------------------------------------------------------------------
 
     def emit_lines(self, name: str, kind: str, block: bytes, continued: bool = False) -> None:
-        """Write `block`: one or more complete lines of one process, without the final newline."""
+        """Write `block`: one or more complete lines of one process, without the final newline.
+        While `name` is held (hold()) the lines are kept back instead, up to a bound."""
         self.history.record(name, block)
+        if self._held and (held := self._held.get(name)) is not None:
+            held.append(block + CONTINUED_MARKER if continued else block)
+            self._held_bytes[name] += len(block)
+            if self._held_bytes[name] > MAX_HELD_BYTES:  # too much to keep back: out it goes
+                self.write_held(name, kind, self.release(name) or b"")
+            return
+        self._write(name, kind, block, continued)
+
+    def hold(self, name: str) -> None:
+        """Keep `name`'s lines back until release() (a crash loop's next run, crashloop.py)."""
+        self._held[name] = []
+        self._held_bytes[name] = 0
+
+    def release(self, name: str) -> bytes | None:
+        """Stop holding `name`; the lines kept back, or None if it was not held."""
+        self._held_bytes.pop(name, None)
+        blocks = self._held.pop(name, None)
+        return b"\n".join(blocks) if blocks else None
+
+    def write_held(self, name: str, kind: str, block: bytes) -> None:
+        """Write lines that were held (they are in the history already)."""
+        if block:
+            self._write(name, kind, block, False)
+
+    def _write(self, name: str, kind: str, block: bytes, continued: bool) -> None:
         if self.style.json:
             self._emit_json(name, block, continued)
             return
