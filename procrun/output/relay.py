@@ -76,6 +76,7 @@ class Relay:
         self._readers: dict[asyncio.ReadTransport, LineAssembler] = {}
         self._held: dict[str, list[bytes]] = {}
         self._held_bytes: dict[str, int] = {}
+        self._shown: set[str] = set()
         self._pausing: asyncio.Handle | None = None
         self._no_readers = asyncio.Event()
         self._no_readers.set()
@@ -113,19 +114,32 @@ class Relay:
         if self._held and (held := self._held.get(name)) is not None:
             held.append(block + CONTINUED_MARKER if continued else block)
             self._held_bytes[name] += len(block)
-            if self._held_bytes[name] > MAX_HELD_BYTES:  # too much to keep back: out it goes
-                self.write_held(name, kind, self.release(name) or b"")
+            if name in self._shown:
+                self._write(name, kind, block, continued)
+            elif self._held_bytes[name] > MAX_HELD_BYTES:  # too much to keep back: out it goes
+                self._shown.add(name)
+                self._write(name, kind, b"\n".join(held), False)
             return
         self._write(name, kind, block, continued)
 
-    def hold(self, name: str) -> None:
-        """Keep `name`'s lines back until release() (a crash loop's next run, crashloop.py)."""
+    def hold(self, name: str, *, show: bool = False) -> None:
+        """Keep a copy of `name`'s lines until release() (a crash loop's next run, crashloop.py);
+        unless `show`, keep them back too."""
         self._held[name] = []
         self._held_bytes[name] = 0
+        if show:
+            self._shown.add(name)
+        else:
+            self._shown.discard(name)
+
+    def was_shown(self, name: str) -> bool:
+        """Whether the lines held for `name` were written already (shown, or too many)."""
+        return name in self._shown
 
     def release(self, name: str) -> bytes | None:
         """Stop holding `name`; the lines kept back, or None if it was not held."""
         self._held_bytes.pop(name, None)
+        self._shown.discard(name)
         blocks = self._held.pop(name, None)
         return b"\n".join(blocks) if blocks else None
 
