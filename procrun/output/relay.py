@@ -112,13 +112,16 @@ class Relay:
         While `name` is held (hold()) the lines are kept back instead, up to a bound."""
         self.history.record(name, block)
         if self._held and (held := self._held.get(name)) is not None:
-            held.append(block + CONTINUED_MARKER if continued else block)
-            self._held_bytes[name] += len(block)
-            if name in self._shown:
+            shown = name in self._shown
+            if self._held_bytes[name] <= MAX_HELD_BYTES:  # the copy stays bounded
+                held.append(block + CONTINUED_MARKER if continued else block)
+                self._held_bytes[name] += len(block)
+                if not shown and self._held_bytes[name] > MAX_HELD_BYTES:
+                    self._shown.add(name)  # too much to keep back: out it goes, and the rest
+                    self._write(name, kind, b"\n".join(held), False)
+                    return
+            if shown:
                 self._write(name, kind, block, continued)
-            elif self._held_bytes[name] > MAX_HELD_BYTES:  # too much to keep back: out it goes
-                self._shown.add(name)
-                self._write(name, kind, b"\n".join(held), False)
             return
         self._write(name, kind, block, continued)
 

@@ -3,6 +3,7 @@
 import asyncio
 import fcntl
 import os
+import re
 
 import pytest
 
@@ -124,3 +125,30 @@ async def test_a_burst_keeps_the_heap_and_ordinary_output_does_not(
     finally:
         os.close(write_end)
         await asyncio.wait_for(done, DEADLINE_SECONDS)
+
+
+def test_held_lines_stay_bounded_and_come_out_in_order_when_too_many() -> None:
+    """A crash loop's next run is held (crashloop.py); a run that says more than the bound is
+    written after all, every line once, in order, and the copy stops growing."""
+    relay, sink = relay_with()
+    relay.hold("web.1")
+    for i in range(400):  # about 400 KB, more than the bound
+        relay.emit_lines("web.1", "web", b"%d " % i + b"x" * 1000)
+    assert relay.was_shown("web.1")
+    numbers = [int(n) for n in re.findall(rb"\| (\d+) x", bytes(sink.data))]
+    assert numbers == list(range(400))
+    held = relay.release("web.1")
+    assert held is not None
+    assert len(held) < 300 * 1024, "the copy is bounded"
+
+
+def test_held_lines_are_kept_back_until_written() -> None:
+    relay, sink = relay_with()
+    relay.hold("web.1")
+    relay.emit_lines("web.1", "web", b"Traceback")
+    assert sink.data == b""
+    held = relay.release("web.1")
+    assert held == b"Traceback"
+    relay.write_held("web.1", "web", held)
+    assert bytes(sink.data) == b"web.1    | Traceback\n"
+    assert relay.history.recent([], 10) == [("web.1", "Traceback")], "in the history at once"
