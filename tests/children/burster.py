@@ -1,8 +1,8 @@
 """Writes a burst of numbered lines whenever it gets SIGUSR1, far more than a pipe holds, so a
 reader that stops reading makes it block on its own write.
 
-Prints `burster <pid> ready`, then per burst `burst <n> line <i> xxx...` for i in 0..LINES-1 and
-`burst <n> done lines=<LINES>`. TERM ends it.
+Prints `burster <pid> ready`, then per burst `burst <pid>.<n> line <i> xxx...` for i in
+0..LINES-1 and `burst <pid>.<n> done lines=<LINES>`. TERM ends it.
 """
 
 import os
@@ -23,5 +23,5 @@ while True:
         sys.exit(0)
     burst += 1
     for i in range(LINES):
-        os.write(1, f"burst {burst} line {i} {PAD}\n".encode())
-    os.write(1, f"burst {burst} done lines={LINES}\n".encode())
+        os.write(1, f"burst {os.getpid()}.{burst} line {i} {PAD}\n".encode())
+    os.write(1, f"burst {os.getpid()}.{burst} done lines={LINES}\n".encode())
