@@ -158,6 +158,19 @@ class Procrun:
                 stream.close()
 
 
+def client_command(socket: Path, *args: str) -> subprocess.Popen[str]:
+    """A `procrun` client command (status, restart...) against the supervisor at `socket`,
+    running in the background; communicate() for its output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "procrun", *args],
+        env={**os.environ, "PROCRUN_SOCKET": str(socket)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of `pid`, from /proc."""
     children: list[int] = []

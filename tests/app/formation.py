@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.app.redisserver import free_port
-from tests.harness import Procrun
+from tests.harness import Procrun, client_command
 
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
@@ -92,14 +92,7 @@ class AppFormation(Procrun):
 
     def client(self, *args: str) -> subprocess.Popen[str]:
         """A `procrun` client command against this formation, running in the background."""
-        return subprocess.Popen(
-            [sys.executable, "-m", "procrun", *args],
-            env={**os.environ, "PROCRUN_SOCKET": str(self.socket_path)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return client_command(self.socket_path, *args)
 
     def wait_until_web_listens(self) -> None:
         self.wait_for_line(

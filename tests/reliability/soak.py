@@ -43,6 +43,7 @@ from tests.harness import (
     Procrun,
     blocked_in_write,
     children_of,
+    client_command,
     wait_for_state,
 )
 
@@ -148,25 +149,12 @@ class Formation(Procrun):
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def client(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "procrun", *args],
-            env={**os.environ, "PROCRUN_SOCKET": str(self.socket)},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE_SECONDS,
-            check=False,
-        )
+        command = self.background(*args)
+        out, err = command.communicate(timeout=DEADLINE_SECONDS)
+        return subprocess.CompletedProcess(command.args, command.returncode, out, err)
 
     def background(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "procrun", *args],
-            env={**os.environ, "PROCRUN_SOCKET": str(self.socket)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return client_command(self.socket, *args)
 
     def status(self) -> dict[str, dict[str, object]]:
         result = self.client("status", "--json")
