@@ -53,11 +53,14 @@ EXPOSE 5000
 # (docs/render.md, "Other platforms").
 STOPSIGNAL SIGTERM
 
-# `procrun status` exits 0 when every process is RUNNING, 3 when one is not (starting, backing off
-# after a crash, stopped) and 4 when no supervisor answers; Docker reserves 2 and treats codes
-# above 1 as errors of the probe, so anything but 0 becomes 1. Its table lands in
-# `docker inspect`. The start period covers gunicorn's and Celery's start (a few seconds), and
-# three failures 30 s apart ride out a restart with backoff.
+# `procrun status` exits 0 when every process is RUNNING, which means ready: gunicorn has told
+# procrun (sd_notify) that it listens, and the Celery worker has logged "celery@<host> ready."
+# (procrun's zero-configuration readiness probes, README "Readiness"). It exits 3 when one is not
+# (still starting, backing off after a crash, stopped) and 4 when no supervisor answers; Docker
+# reserves 2 and treats codes above 1 as errors of the probe, so anything but 0 becomes 1. Its
+# table lands in `docker inspect`, with what a starting process waits for. The start period
+# covers gunicorn's and Celery's start (a few seconds), and three failures 30 s apart ride out a
+# restart with backoff.
 HEALTHCHECK --start-period=30s --interval=30s --timeout=10s --retries=3 \
     CMD procrun status || exit 1
 

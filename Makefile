@@ -32,8 +32,9 @@ lint: venv
 	$(BIN)/ruff format --check procrun tests app bench
 	$(BIN)/mypy
 
+# Three workers: the tests mostly wait on real processes, so two cores carry three at once.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 # The seeded fault soak (tests/reliability/soak.py) beyond CI's 20 cycles: the reference app and
 # misbehaving children through random faults, a SIGTERM per cycle; a failure names its seed.

@@ -11,14 +11,18 @@ Module map, one line a module:
   quoting.py              how user input is quoted inside an error message
   settings.py             ProcessSettings and ProcessSpec: what the parsers produce, the core reads
   clock.py                time as an injected dependency (the loop's clock, a fake one in tests)
-  lifecycle.py            states, transitions, pure restart, stop-plan and exit-code decisions
+  lifecycle.py            states, transitions, pure restart and stop-plan decisions
+  outcomes.py             how an exit reads, and procrun's own exit code
   events.py               the typed messages on the supervisor's one queue
 
   The core
   supervisor.py           owns the processes and the queue; decides restarts, shutdown, exit code
   process.py              ManagedProcess: one child, its state, its process group
   stopping.py             running a stop plan: each step at its time, re-planned on a deadline
-  shutdown.py             a shutdown under way: its deadline over every stop, and forcing it
+  exits.py                after a child exited: stopped, finished, restarted or given up
+  ordering.py             depends_on at run time: who may start now, who stops after whom
+  shutdown.py             a shutdown under way: its deadline over every stop, the stop order,
+                          and forcing it
   signals.py              receiving and delivering signals, the child's side of spawning
   reaper.py               collecting every exit: owned children by pid, adopted orphans
   undertaker.py           kills what a SIGKILLed procrun would leave behind
@@ -34,8 +38,11 @@ Module map, one line a module:
   project/values.py       durations, sizes and signal names as people write them
   project/config.py       procrun.toml or [tool.procrun] -> Config -> each type's settings
   project/processkeys.py  the keys of a process table and the converters of their values
+  project/healthkeys.py   ready, alive and depends_on in a process table -> Probe, LivenessProbe
   project/celery_worker.py  recognising a Celery worker from its command
+  project/stackdefaults.py  readiness defaults for gunicorn, Celery, uvicorn and redis-server
   project/shell.py        how a command runs: /bin/sh, with exec where the program can lead
+  project/dependencies.py  depends_on checked against the Procfile, and the start order
   project/formation.py    entries + settings + counts -> the ProcessSpecs to run
   project/programs.py     whether each command's program is there, before anything starts
   project/platforms.py    where procrun runs, that platform's SIGKILL deadline, the warnings
@@ -50,7 +57,11 @@ Module map, one line a module:
   output/pipesize.py      growing a pipe's capacity within the user's quota
   output/heap.py          keeping glibc's heap through a log burst
 
-  health/: who is ready
+  health/: who is ready, and still alive
+  health/monitor.py       the supervisor's Observer: each run's readiness and liveness probes
+  health/probes.py        one check of a process (tcp, http, exec), and polling until it passes
+  health/liveness.py      liveness: a probe every so often, or sd_notify watchdog pings
+  health/notifysocket.py  a private sd_notify socket per process, its peer checked
   health/sdnotify.py      procrun's own READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 to its manager
 
   control/: the control socket

@@ -28,6 +28,32 @@ class ProcessStarted(ProcessEvent):
     """A child has stayed up for min_uptime."""
 
 
+@dataclass(frozen=True)
+class ProcessReady(ProcessEvent):
+    """Its readiness probe passed (procrun/health/)."""
+
+    probe: str
+    """What passed, as Probe.describe() says it: `tcp 127.0.0.1:5000`."""
+
+
+class ReadyTimedOut(ProcessEvent):
+    """ready_timeout ran out while it was STARTING: a failed start."""
+
+
+@dataclass(frozen=True)
+class LivenessFailed(ProcessEvent):
+    """Its liveness probe failed `failures` times in a row: restart it as a failure."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StatusReported(ProcessEvent):
+    """An sd_notify `STATUS=` line from the process, shown by `procrun status`."""
+
+    text: str
+
+
 class RestartDue(ProcessEvent):
     """A crashed process's backoff has run out."""
 
@@ -54,6 +80,10 @@ class ShutdownRequested:
 Event = (
     ProcessExited
     | ProcessStarted
+    | ProcessReady
+    | ReadyTimedOut
+    | LivenessFailed
+    | StatusReported
     | RestartDue
     | MemoryExceeded
     | SignalReceived

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from procrun.errors import EXIT_OK, EXIT_STOP_DENIED
 from procrun.settings import ProcessSettings, RestartPolicy
 
 
@@ -39,7 +37,10 @@ TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
         {ProcessState.BACKOFF, ProcessState.EXITED, ProcessState.FATAL, ProcessState.STOPPING}
     ),
     ProcessState.BACKOFF: frozenset({ProcessState.STARTING, ProcessState.STOPPED}),
-    ProcessState.STOPPING: frozenset({ProcessState.STOPPED}),
+    # A stop procrun began because the process failed a probe ends as a failed exit would.
+    ProcessState.STOPPING: frozenset(
+        {ProcessState.STOPPED, ProcessState.BACKOFF, ProcessState.FATAL}
+    ),
     ProcessState.EXITED: frozenset({ProcessState.STARTING}),
     ProcessState.FATAL: frozenset({ProcessState.STARTING}),
 }
@@ -88,6 +89,10 @@ class RunRecord:
     last_returncode: int | None = None
     reason: str | None = None
     """Why it is STOPPED, FATAL, stopping or restarting."""
+    ready_after: float | None = None
+    """Seconds from spawn to its readiness probe passing, while it runs."""
+    status_text: str | None = None
+    """Its last sd_notify STATUS= line, since the last spawn."""
     stop_outcome: StopOutcome | None = None
     """Since the last spawn: whether a SIGKILL was needed or a signal was refused."""
 
@@ -162,6 +167,12 @@ def decide_after_exit(
     ):
         # The shell could not run it: no restart will find it either.
         return GiveUp("command not found (exit 127 at once)")
+    return decide_after_failure(settings, failures)
+
+
+def decide_after_failure(settings: ProcessSettings, failures: tuple[float, ...]) -> ExitDecision:
+    """Restart or give up after a failure: an unwanted exit, or a failed probe procrun stopped
+    the process for (it never became ready, or stopped answering its liveness probe)."""
     if settings.restart is RestartPolicy.NEVER:
         return GiveUp("restart policy is never")
     if len(failures) > settings.max_restarts:
@@ -300,49 +311,3 @@ def describe_forced(name: str, plan: StopPlan) -> str:
         return f"{name} has nothing left to receive"
     kill = f", SIGKILL in {plan.kill_at - step.at:g} s" if plan.kill_at > step.at else ""
     return f"{name} gets {step.signal.name} now{kill}"
-
-
-# --- procrun's own exit code ---------------------------------------------------------------
-
-
-def exit_code(cause: RunRecord | None, processes: Sequence[tuple[ProcessState, RunRecord]]) -> int:
-    """The code `procrun start` exits with (README "Exit codes"): the status of the process whose
-    exit stopped procrun; else 1 if a kill was denied; else the status of a process that had to
-    be SIGKILLed, or that gave up; else 0."""
-    if cause is not None:
-        return exit_status(cause.last_returncode or 1)
-    if any(record.stop_outcome is StopOutcome.DENIED for _, record in processes):
-        return EXIT_STOP_DENIED
-    for _, record in processes:
-        if record.stop_outcome is StopOutcome.KILLED and record.last_returncode is not None:
-            return exit_status(record.last_returncode)
-    for state, record in processes:
-        if state is ProcessState.FATAL and record.last_returncode is not None:
-            return exit_status(record.last_returncode)
-    return EXIT_OK
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def describe_stopped(settings: ProcessSettings, returncode: int) -> str:
-    """How a process asked to stop ended: `stopped by SIGTERM` when a signal it was sent did it,
-    which is a clean stop and not a kill."""
-    if returncode < 0 and -returncode in (settings.stop_signal, settings.second_signal):
-        return f"stopped by {signal_name(-returncode)}"
-    return describe_returncode(returncode)
-
-
-def describe_returncode(returncode: int) -> str:
-    if returncode < 0:
-        return f"killed by {signal_name(-returncode)}"
-    return f"exited with code {returncode}"
-
-
-def exit_status(returncode: int) -> int:
-    """A Popen-style return code (negative for 'killed by signal N') as a shell exit status."""
-    return 128 - returncode if returncode < 0 else returncode

@@ -10,18 +10,18 @@ read the state and a frozen RunRecord.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
+from typing import Protocol
 
 import structlog
 
 from procrun import signals
 from procrun.clock import Clock, Timer
-from procrun.events import ProcessExited, ProcessStarted
+from procrun.events import Event, ProcessExited, ProcessStarted, ReadyTimedOut
 from procrun.lifecycle import (
     ALIVE_STATES,
     PlannedStep,
@@ -37,7 +37,7 @@ from procrun.lifecycle import (
 from procrun.output.relay import Relay
 from procrun.reaper import Reaper
 from procrun.settings import ProcessSpec
-from procrun.stopping import StopSequence
+from procrun.stopping import StopSequence, deliver
 
 log = structlog.get_logger()
 
@@ -47,7 +47,18 @@ session may hold the pipe open for ever)."""
 SPAWN_FAILED_RETURNCODE = 127  # what a shell reports for a command it cannot run
 
 
-Post = Callable[[ProcessExited | ProcessStarted], None]
+Post = Callable[[Event], None]
+
+
+class Observer(Protocol):
+    """What watches each run of a process (its probes, procrun/health/): it may add to the
+    environment of a spawn, and hears of the spawn and of every state change after it."""
+
+    def environment(self, process: ManagedProcess) -> Mapping[str, str]: ...
+
+    def spawned(self, process: ManagedProcess) -> None: ...
+
+    def state_changed(self, process: ManagedProcess) -> None: ...
 
 
 class ManagedProcess:
@@ -59,8 +70,10 @@ class ManagedProcess:
         relay: Relay,
         reaper: Reaper,
         post: Post,
+        observer: Observer | None = None,
     ) -> None:
         self.spec = spec
+        self._observer = observer
         self._state = ProcessState.STOPPED
         self._pid: int | None = None
         self._record = RunRecord()
@@ -75,6 +88,7 @@ class ManagedProcess:
         self._timer: Timer | None = None
         self._state_changed = asyncio.Event()
         self._stopping: StopSequence | None = None
+        self._failed_stop = False
 
     # --- what others read ------------------------------------------------------------------------
 
@@ -114,6 +128,8 @@ class ManagedProcess:
         log.debug("process.state_changed", process=self.name, state=str(target), **details)
         self._state_changed.set()
         self._state_changed = asyncio.Event()
+        if self._observer is not None:
+            self._observer.state_changed(self)
 
     async def wait_for_state(self, *states: ProcessState) -> None:
         while self._state not in states:
@@ -141,36 +157,30 @@ class ManagedProcess:
         self._transition(ProcessState.STARTING)
         restarts = self._record.restarts + (1 if counted else 0)
         self._record = replace(
-            self._record, reason=reason, stop_outcome=None, restarts=restarts, started_at=None
+            self._record,
+            reason=reason,
+            stop_outcome=None,
+            restarts=restarts,
+            started_at=None,
+            ready_after=None,
+            status_text=None,
         )
+        self._failed_stop = False
         if fresh_budget:
             self._failures = ()
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
         self._drained = None
         read_fd, write_fd = os.pipe()
-        # Signals stay blocked across fork, so none can reach the child while it still runs
-        # procrun's handlers; the child unblocks them once it has reset its dispositions.
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.CATCHABLE)
+        env = {**self.spec.env, **(self._observer.environment(self) if self._observer else {})}
         try:
-            # Blocking, but brief: Popen returns once exec has succeeded or failed.
-            self._popen = subprocess.Popen(  # noqa: ASYNC220
-                self.spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=subprocess.STDOUT,
-                cwd=self.spec.cwd,
-                env=dict(self.spec.env),
-                start_new_session=True,
-                preexec_fn=functools.partial(signals.reset_signals_in_child, os.getpid()),
-            )
+            self._popen = signals.spawn_in_new_session(self.spec.argv, env, self.spec.cwd, write_fd)
         except (OSError, subprocess.SubprocessError) as error:
             os.close(read_fd)
             log.error("process.spawn_failed", process=self.name, error=str(error))
             self._report_exit(SPAWN_FAILED_RETURNCODE, drained=None)
             return
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             os.close(write_fd)
         pid = self._pid = self._popen.pid
         self._record = replace(self._record, started_at=self._clock.now())
@@ -180,23 +190,45 @@ class ManagedProcess:
         # Logged before the await: by its end the child may have been reaped already.
         log.info("process.spawned", process=self.name, pid=pid, command=self.spec.command)
         await self._relay.attach(self.name, self.spec.kind, read_fd, self._drained)
-        if self._state is ProcessState.STARTING:
-            self._set_timer(self.spec.settings.min_uptime_seconds, self._on_min_uptime)
+        if self._state is not ProcessState.STARTING:
+            return
+        settings = self.spec.settings
+        if settings.ready is None:
+            self._set_timer(settings.min_uptime_seconds, self._on_min_uptime)
+        else:
+            # Ready when its probe says so (ProcessReady), or a failed start at the timeout.
+            self._set_timer(settings.ready_timeout_seconds, self._on_ready_timeout)
+            if self._observer is not None:
+                self._observer.spawned(self)
 
     def _on_min_uptime(self) -> None:
         self._timer = None
         if self._state is ProcessState.STARTING:
             self._post(ProcessStarted(self.name))
 
+    def _on_ready_timeout(self) -> None:
+        self._timer = None
+        if self._state is ProcessState.STARTING:
+            self._post(ReadyTimedOut(self.name))
+
     def mark_running(self) -> bool:
-        """Up for min_uptime (the supervisor confirms, in event order); False when it exited or
-        is stopping meanwhile (the min-uptime timer lost the race)."""
+        """Up for min_uptime, or its probe passed (the supervisor confirms, in event order);
+        False when it exited or is stopping meanwhile (the timer or probe lost the race)."""
         if self._state is not ProcessState.STARTING:
             return False
+        self._cancel_timer()
+        started = self._record.started_at
+        probed = self.spec.settings.ready is not None and started is not None
+        ready_after = self._clock.now() - started if probed and started is not None else None
+        # "restart requested" is over
+        self._record = replace(self._record, reason=None, ready_after=ready_after)
         self._transition(ProcessState.RUNNING)
-        self._record = replace(self._record, reason=None)  # "restart requested" is over
         log.info("process.running", process=self.name, pid=self._pid)
         return True
+
+    def report_status(self, text: str) -> None:
+        """An sd_notify STATUS= line from the process, for `procrun status`."""
+        self._record = replace(self._record, status_text=text)
 
     # --- exiting ---------------------------------------------------------------------------------
 
@@ -249,8 +281,16 @@ class ManagedProcess:
 
     # --- stopping --------------------------------------------------------------------------------
 
-    def begin_stop(self, grace: float, reason: str) -> Coroutine[None, None, None] | None:
+    @property
+    def failed_stop(self) -> bool:
+        """The stop under way is procrun's answer to a failed probe: its exit is a failure."""
+        return self._failed_stop and self._state is ProcessState.STOPPING
+
+    def begin_stop(
+        self, grace: float, reason: str, *, failed: bool = False
+    ) -> Coroutine[None, None, None] | None:
         """Start stopping now; the returned coroutine runs the rest of the stop strategy.
+        `failed`: the process failed a probe, so its exit goes through the restart rules.
 
         The state changes synchronously, so an exit that races the stop is seen as a stop.
         """
@@ -269,6 +309,7 @@ class ManagedProcess:
             case ProcessState.STARTING | ProcessState.RUNNING if self._exited is not None:
                 self._cancel_timer()
                 self._record = replace(self._record, reason=reason)
+                self._failed_stop = failed
                 plan = plan_stop(self.spec.settings, self._clock.now(), grace)
                 self._stopping = StopSequence(
                     self.name, self.spec.settings, plan, self._clock, self._deliver, self._exited
@@ -298,23 +339,12 @@ class ManagedProcess:
         return self._deliver(PlannedStep(0.0, sig, Target.GROUP if group else Target.LEADER))
 
     def _deliver(self, step: PlannedStep) -> signals.Delivery:
-        pid = self._pid
-        if pid is None:
+        if self._pid is None:
             return signals.Delivery.GONE
-        if step.target is Target.GROUP:
-            outcome = signals.send_group_signal(pid, step.signal)
-        else:
-            outcome = signals.send_signal(pid, step.signal)
-        fields = {"process": self.name, "pid": pid, "signal": step.signal.name}
-        match outcome:
-            case signals.Delivery.DENIED:
-                self._record = replace(self._record, stop_outcome=StopOutcome.DENIED)
-                hint = "the process runs as another user; procrun needs CAP_KILL or the same uid"
-                log.error("signal.denied", **fields, target=str(step.target), hint=hint)
-            case signals.Delivery.DELIVERED:
-                if step.signal is signal.SIGKILL and self._record.stop_outcome is None:
-                    self._record = replace(self._record, stop_outcome=StopOutcome.KILLED)
-                log.info("signal.sent", **fields, target=str(step.target))
-            case signals.Delivery.GONE:
-                log.debug("signal.gone", **fields, target=str(step.target))
+        outcome = deliver(self.name, self._pid, step)
+        killed = outcome is signals.Delivery.DELIVERED and step.signal is signal.SIGKILL
+        if outcome is signals.Delivery.DENIED:
+            self._record = replace(self._record, stop_outcome=StopOutcome.DENIED)
+        elif killed and self._record.stop_outcome is None:
+            self._record = replace(self._record, stop_outcome=StopOutcome.KILLED)
         return outcome

@@ -13,13 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 
+from procrun.clock import Clock
 from procrun.signals import send_group_signal, send_signal
 from procrun.undertaker import Undertaker
+
+ORPHAN_GRACE_SECONDS = 2.0
+Wait = Callable[[float, Callable[[], bool]], Awaitable[bool]]
 
 log = structlog.get_logger()
 
@@ -74,6 +78,20 @@ class Reaper:
         for pid in orphans:
             send_signal(pid, sig)
         return orphans
+
+    async def stop_orphans(self, clock: Clock, deadline: float | None, wait: Wait) -> None:
+        """Descendants that escaped their group (daemons) were adopted by procrun: TERM, then
+        KILL after a short grace, by the shutdown's `deadline` like everything else. `wait`
+        handles the supervisor's events for up to a time, until a condition holds."""
+        if not self.signal_orphans(signal.SIGTERM):
+            return
+        grace = ORPHAN_GRACE_SECONDS
+        if deadline is not None:
+            grace = max(min(grace, deadline - clock.now()), 0.0)
+        if await wait(grace, lambda: not self.orphans()):
+            return
+        self.signal_orphans(signal.SIGKILL)
+        await wait(ORPHAN_GRACE_SECONDS, lambda: not self.orphans())
 
     def orphans(self) -> list[int]:
         """Children of procrun it did not spawn: descendants re-parented to it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import signal
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,71 @@ def _empty_env() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
+class ProbeKind(enum.StrEnum):
+    TCP = "tcp"  # a connect to host:port succeeds
+    HTTP = "http"  # a GET answers 2xx (or the status asked for)
+    LOG = "log"  # a line of the process's own output matches a regex
+    EXEC = "exec"  # a command exits 0
+    NOTIFY = "notify"  # sd_notify READY=1 on the process's own NOTIFY_SOCKET
+    WATCHDOG = "watchdog"  # sd_notify WATCHDOG=1 at least once per period (liveness only)
+
+
+POLLED_PROBES = frozenset({ProbeKind.TCP, ProbeKind.HTTP, ProbeKind.EXEC})
+DEFAULT_PROBE_TIMEOUT_SECONDS = 5.0
+DEFAULT_READY_TIMEOUT_SECONDS = 60.0
+DEFAULT_READY_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One check of a process, as procrun.toml or a stack default gives it. `$VAR` in `target`
+    is expanded from the process's own environment when the probe runs."""
+
+    kind: ProbeKind
+    target: str = ""
+    """`127.0.0.1:$PORT`, a URL, a regex, a command; empty for notify."""
+    status: int | None = None
+    """http: the status to expect; None means any 2xx."""
+    timeout_seconds: float = DEFAULT_PROBE_TIMEOUT_SECONDS
+    """One attempt's limit (tcp, http, exec); for watchdog, the longest gap between pings."""
+    origin: str = ""
+    """Where it comes from, for `procrun check`: `procrun.toml:12` or `default for gunicorn`."""
+
+    def describe(self, env: Mapping[str, str] | None = None) -> str:
+        """`tcp 127.0.0.1:5000`, `notify`: what status and events show it waits for, with
+        `$VAR`s expanded from `env` when given."""
+        if not self.target:
+            return str(self.kind)
+        target = self.target if env is None else expand_variables(self.target, env)
+        return f"{self.kind} {target}"
+
+
+def expand_variables(text: str, env: Mapping[str, str]) -> str:
+    """`$VAR` and `${VAR}` from `env`; an unknown name stays as written."""
+    return string.Template(text).safe_substitute(env)
+
+
+@dataclass(frozen=True)
+class LivenessProbe:
+    """`alive = { exec = "...", every = "30s", timeout = "10s", failures = 3 }`."""
+
+    probe: Probe
+    every_seconds: float = 30.0
+    failures: int = 3
+
+
+class Condition(enum.StrEnum):
+    """What a dependency must have reached before its dependent starts."""
+
+    STARTED = "started"  # spawned
+    READY = "ready"  # RUNNING: its probe passed, or up for min_uptime without one
+    COMPLETED = "completed"  # a one-shot that exited 0
+
+
+def _no_dependencies() -> Mapping[str, Condition]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class ProcessSettings:
     """Per-process-type settings after defaults, the Celery rule and procrun.toml are applied."""
@@ -58,6 +124,16 @@ class ProcessSettings:
     # max_memory_bytes for max_memory_for_seconds.
     max_memory_bytes: int | None = None
     max_memory_for_seconds: float = 30.0
+    # Readiness (procrun/health/): STARTING until `ready` passes, within ready_timeout_seconds;
+    # polled kinds back off from 10 ms up to ready_interval_seconds between attempts.
+    ready: Probe | None = None
+    ready_timeout_seconds: float = DEFAULT_READY_TIMEOUT_SECONDS
+    ready_interval_seconds: float = DEFAULT_READY_INTERVAL_SECONDS
+    alive: LivenessProbe | None = None
+    depends_on: Mapping[str, Condition] = field(default_factory=_no_dependencies)
+    """Process types (Procfile names) and what each must reach before this type starts."""
+    restart_with: bool = False
+    """Restart this type's instances when a dependency of theirs restarts."""
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,14 @@ import asyncio
 import contextlib
 import ctypes
 import enum
+import functools
 import os
 import signal
 import socket
+import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -156,6 +159,31 @@ def reset_signals_in_child(parent_pid: int) -> None:
         if os.getppid() != parent_pid:
             os.kill(os.getpid(), signal.SIGKILL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def spawn_in_new_session(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, stdout: int
+) -> subprocess.Popen[bytes]:
+    """Start `argv` leading a new session, output to `stdout`, with a clean signal state.
+
+    Signals stay blocked across fork, so none can reach the child while it still runs procrun's
+    handlers; the child unblocks them once it has reset its dispositions. Blocking, but brief:
+    Popen returns once exec has succeeded or failed (OSError, SubprocessError).
+    """
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=functools.partial(reset_signals_in_child, os.getpid()),
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 def become_subreaper() -> bool:

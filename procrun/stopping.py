@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import structlog
 
+from procrun import signals
 from procrun.clock import Clock, wait_until
 from procrun.lifecycle import PlannedStep, StopPlan, Target, cap_stop, force_stop
 from procrun.settings import ProcessSettings
@@ -22,6 +23,24 @@ log = structlog.get_logger()
 KILL_RETRY_MAX_SECONDS = 5.0
 
 Deliver = Callable[[PlannedStep], object]
+
+
+def deliver(name: str, pid: int, step: PlannedStep) -> signals.Delivery:
+    """Send one step's signal to `pid` (the leader, or its group), and log what happened."""
+    if step.target is Target.GROUP:
+        outcome = signals.send_group_signal(pid, step.signal)
+    else:
+        outcome = signals.send_signal(pid, step.signal)
+    fields = {"process": name, "pid": pid, "signal": step.signal.name, "target": str(step.target)}
+    match outcome:
+        case signals.Delivery.DENIED:
+            hint = "the process runs as another user; procrun needs CAP_KILL or the same uid"
+            log.error("signal.denied", **fields, hint=hint)
+        case signals.Delivery.DELIVERED:
+            log.info("signal.sent", **fields)
+        case signals.Delivery.GONE:
+            log.debug("signal.gone", **fields)
+    return outcome
 
 
 class StopSequence:

@@ -9,6 +9,7 @@ decides. There is no polling interval anywhere: timers are set for the moment th
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 
@@ -19,40 +20,32 @@ from procrun.crashloop import CrashLoop
 from procrun.errors import ProcrunError
 from procrun.events import (
     Event,
+    LivenessFailed,
     MemoryExceeded,
     ProcessExited,
+    ProcessReady,
     ProcessStarted,
+    ReadyTimedOut,
     RestartDue,
     ShutdownRequested,
     SignalReceived,
+    StatusReported,
 )
-from procrun.lifecycle import (
-    FINISHED_STATES,
-    SETTLED_STATES,
-    Finish,
-    GiveUp,
-    ProcessState,
-    Restart,
-    decide_after_exit,
-    describe_returncode,
-    describe_stopped,
-    exit_code,
-    exit_was_wanted,
-)
+from procrun.exits import settle_exit
+from procrun.lifecycle import FINISHED_STATES, SETTLED_STATES, GiveUp, ProcessState, Restart
+from procrun.ordering import DependencyOrder, StartQueue
+from procrun.outcomes import exit_code
 from procrun.output.relay import Relay
-from procrun.process import ManagedProcess
+from procrun.process import ManagedProcess, Observer
 from procrun.reaper import Reaper
 from procrun.settings import GiveUpPolicy, ProcessSpec, SupervisorOptions
-from procrun.shutdown import Shutdown
+from procrun.shutdown import FIRST_WAITING_SECONDS, Shutdown
 from procrun.watchdog import MemoryWatchdog
 
 log = structlog.get_logger()
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD)
-ORPHAN_GRACE_SECONDS = 2.0
-FIRST_WAITING_SECONDS = 1.0  # a quick stop says nothing
-WAITING_EVERY_SECONDS = 10.0
 
 
 class Supervisor:
@@ -66,10 +59,12 @@ class Supervisor:
         reaper: Reaper,
         queue: asyncio.Queue[Event] | None = None,
         options: SupervisorOptions | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.options = options or SupervisorOptions()
+        self._observer = observer
         self._queue: asyncio.Queue[Event] = queue if queue is not None else asyncio.Queue()
-        self._clock = clock
+        self.clock = self._clock = clock
         self._reaper = reaper
         self._relay = relay
         relay.reserve([spec.name for spec in (*processes, *([release] if release else []))])
@@ -81,13 +76,20 @@ class Supervisor:
         self._by_name = {p.name: p for p in self.everyone}
         self._crashes = CrashLoop(relay, clock)
         self._active: list[ManagedProcess] = []
+        self._order = DependencyOrder(lambda: self._active)
+        self.starts = StartQueue(self._order, interrupted=self._interrupted)
         self._shutdown: Shutdown | None = None
         self._shutdown_begun = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
 
     def _manage(self, spec: ProcessSpec) -> ManagedProcess:
         return ManagedProcess(
-            spec, clock=self._clock, relay=self._relay, reaper=self._reaper, post=self.post
+            spec,
+            clock=self._clock,
+            relay=self._relay,
+            reaper=self._reaper,
+            post=self.post,
+            observer=self._observer,
         )
 
     def post(self, event: Event) -> None:
@@ -105,10 +107,6 @@ class Supervisor:
     async def shutdown_begun(self) -> None:
         await self._shutdown_begun.wait()
 
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
     # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -119,7 +117,8 @@ class Supervisor:
                 await self._run_phases()
             finally:
                 if self._reaper.adopt_orphans:
-                    await self._stop_orphans()
+                    deadline = self._shutdown.deadline if self._shutdown else None
+                    await self._reaper.stop_orphans(self._clock, deadline, self._pump_for)
         return self._exit_code()
 
     async def _run_phases(self) -> None:
@@ -141,27 +140,33 @@ class Supervisor:
 
     async def _run_phase(self, processes: list[ManagedProcess]) -> None:
         self._active = processes
-        for process in processes:
-            self._handle_pending()  # a stop request that came in meanwhile starts nothing more
-            if self.shutting_down:
-                break
-            await process.spawn()
+        self.starts.waiting = list(processes)
+        await self.starts.start_ready()
         await self._pump_until(self._finished)
 
-    def _handle_pending(self) -> None:
-        while not self._queue.empty():
+    def _interrupted(self) -> bool:
+        while not self._queue.empty():  # a stop request that came in meanwhile starts nothing
             self._handle(self._queue.get_nowait())
+        return self.shutting_down
 
     def _finished(self) -> bool:
         """Done when a shutdown has stopped everything, or when every process has finished on
         its own. A process stopped on request keeps procrun up, waiting to be started again."""
         if self.shutting_down:
             return all(p.state in SETTLED_STATES for p in self._active)
-        return all(p.state in FINISHED_STATES for p in self._active)
+        return all(p.state in FINISHED_STATES or self.starts.blocked(p) for p in self._active)
 
     async def _pump_until(self, done: Callable[[], bool]) -> None:
         while not done():
             self._handle(await self._queue.get())
+            self._advance()
+
+    def _advance(self) -> None:
+        """After each event: start what now may start, or stop what no dependent holds up."""
+        if self._shutdown is not None:
+            self._shutdown.advance(self._order, self._clock, self._run_soon)
+        elif self.starts.startable():
+            self._run_soon(self.starts.start_ready())
 
     def _handle(self, event: Event) -> None:
         match event:
@@ -176,6 +181,21 @@ class Supervisor:
                 self._force_shutdown(reason)
             case ProcessStarted(process=name) if self._by_name[name].mark_running():
                 self._crashes.came_up(self._by_name[name])
+            case ProcessReady(process=name, probe=probe) if self._by_name[name].mark_running():
+                process = self._by_name[name]
+                self._crashes.came_up(process)
+                after = process.record.ready_after
+                log.info(
+                    "process.ready", process=name, probe=probe, seconds=after and round(after, 3)
+                )
+            case ReadyTimedOut(process=name):
+                timeout = self._by_name[name].spec.settings.ready_timeout_seconds
+                reason = f"not ready within {timeout:g} s"
+                self._fail(self._by_name[name], ProcessState.STARTING, "probe.timed_out", reason)
+            case LivenessFailed(process=name, reason=reason):
+                self._fail(self._by_name[name], ProcessState.RUNNING, "liveness.failed", reason)
+            case StatusReported(process=name, text=text):
+                self._by_name[name].report_status(text)
             case ProcessExited(process=name, returncode=returncode):
                 self._on_exit(self._by_name[name], returncode)
             case RestartDue(process=name):
@@ -184,6 +204,18 @@ class Supervisor:
                 process = self._by_name[name]
                 if not self.shutting_down and process.state is ProcessState.RUNNING:
                     self._run_soon(self.restart_process(process, reason, counted=True))
+
+    def _fail(
+        self, process: ManagedProcess, expected: ProcessState, event: str, reason: str
+    ) -> None:
+        """A failed probe: stop it through its own stop sequence; the exit is a failure, so the
+        restart rules (and the budget) decide what follows."""
+        if self.shutting_down or process.state is not expected:
+            return
+        log.warning(event, process=process.name, reason=reason)
+        stopping = process.begin_stop(process.spec.settings.grace_seconds, reason, failed=True)
+        if stopping is not None:
+            self._run_soon(stopping)
 
     async def _restart_after_backoff(self, process: ManagedProcess) -> None:
         # Checked when the task runs, not when it was queued: a shutdown may have come between.
@@ -226,52 +258,38 @@ class Supervisor:
         await process.wait_for_state(*SETTLED_STATES)
 
     async def restart_process(
-        self, process: ManagedProcess, reason: str, *, counted: bool = False
+        self, process: ManagedProcess, reason: str, *, counted: bool = False, queued: bool = False
     ) -> None:
-        """Stop gracefully, then start again; `counted` restarts count in `restarts`."""
+        """Stop gracefully, then start again (`queued`: once its dependencies hold again);
+        `counted` restarts count in `restarts`."""
         log.info("process.restart_requested", process=process.name, reason=reason)
         await self.stop_process(process, reason)
-        if process.state in SETTLED_STATES and not self.shutting_down:
+        if process.state not in SETTLED_STATES or self.shutting_down:
+            return
+        if queued:
+            self.starts.waiting.append(process)
+            self._advance()
+        else:
             await process.spawn(reason=reason, fresh_budget=True, counted=counted)
 
-    # --- exits -----------------------------------------------------------------------------------
-
     def _on_exit(self, process: ManagedProcess, returncode: int) -> None:
-        outcome = describe_returncode(returncode)
-        if process.state is ProcessState.STOPPING:
-            self._crashes.exited(process, crashed=False)
-            outcome = describe_stopped(process.spec.settings, returncode)
-            process.finish_stop()
-            log.info("process.stopped", process=process.name, returncode=returncode, how=outcome)
-            return
-        if self.shutting_down:
-            # It ended on its own while everything is stopping: nothing to restart.
-            self._crashes.exited(process, crashed=False)
-            process.finish()
-            log.info("process.exited", process=process.name, returncode=returncode, how=outcome)
-            return
-        settings = process.spec.settings
-        failed = not exit_was_wanted(settings, returncode)
-        now = self._clock.now()
-        failures = process.record_exit(now, failed=failed)
-        started = process.record.started_at
-        uptime = None if started is None else now - started
-        decision = decide_after_exit(settings, returncode, failures, uptime)
-        self._crashes.exited(process, crashed=isinstance(decision, Restart | GiveUp))
-        log_exit = log.info if returncode == 0 else log.warning
-        log_exit("process.exited", process=process.name, returncode=returncode, how=outcome)
+        restart_due = functools.partial(self.post, RestartDue(process.name))
+        decision = settle_exit(
+            process, returncode, self.shutting_down, self._clock, self._crashes, restart_due
+        )
         match decision:
-            case Finish():
-                process.finish()
-            case Restart(delay_seconds=delay):
-                self._crashes.restarting(process)
-                process.schedule_restart(delay, lambda: self.post(RestartDue(process.name)))
-                log.info("process.restarting", process=process.name, delay=round(delay, 3))
-            case GiveUp(reason=reason):
-                process.give_up(reason)
-                log.error("process.gave_up", process=process.name, reason=reason)
+            case Restart():
+                self._restart_dependents(process)
+            case GiveUp():
                 if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
                     self._begin_shutdown(f"{process.name} gave up", cause=process)
+
+    def _restart_dependents(self, process: ManagedProcess) -> None:
+        """Dependents with `restart_with` stop now and start again once their conditions hold."""
+        for dependent in self._order.dependents(process):
+            if dependent.spec.settings.restart_with and dependent not in self.starts.waiting:
+                reason = f"{process.name} restarted"
+                self._run_soon(self.restart_process(dependent, reason, queued=True))
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -292,6 +310,7 @@ class Supervisor:
         """The first force moves every stop to its last signal now and its SIGKILL shortly after
         (lifecycle.force_stop); any later one SIGKILLs everything at once."""
         shutdown = self._shutdown or self._begin_shutdown(reason, cause=None)
+        shutdown.release_all(self._clock, self._run_soon)
         shutdown.force(reason, self._active, self.options.force_kill_seconds)
         if self._relay.paused:
             self._relay.abandon()  # a stalled stdout must not hold a forced stop
@@ -302,34 +321,15 @@ class Supervisor:
         shutdown = self._shutdown = Shutdown(reason, cause, deadline)
         self._shutdown_begun.set()
         log.info("shutdown.started", reason=reason, deadline=timeout)
-        for stopping in shutdown.stop(self._active, timeout):
-            self._run_soon(stopping)
-        self._clock.call_at(self._clock.now() + FIRST_WAITING_SECONDS, self._tell_waiting)
+        self.starts.waiting.clear()
+        shutdown.begin(
+            self._active, timeout, order=self._order, clock=self._clock, run_soon=self._run_soon
+        )
+        shutdown.tell_waiting(self._active, self._clock, self._finished, FIRST_WAITING_SECONDS)
         if self._reaper.adopt_orphans:
             # Adopted daemons get their TERM now, in parallel, not after every grace has run out.
             self._reaper.signal_orphans(signal.SIGTERM)
         return shutdown
-
-    def _tell_waiting(self) -> None:
-        """While the shutdown waits on long graces, say for what and until when, every so often."""
-        if self._shutdown is None or self._finished():
-            return
-        if waiting := self._shutdown.waiting_for(self._active, self._clock.now()):
-            log.info("shutdown.waiting", waiting_for=waiting, hint="Ctrl-C again to force")
-        self._clock.call_at(self._clock.now() + WAITING_EVERY_SECONDS, self._tell_waiting)
-
-    async def _stop_orphans(self) -> None:
-        """Descendants that escaped their group (daemons) were adopted by procrun: stop them too,
-        with their SIGKILL by the shutdown's deadline like everything else."""
-        if not self._reaper.signal_orphans(signal.SIGTERM):
-            return
-        grace = ORPHAN_GRACE_SECONDS
-        if self._shutdown is not None and self._shutdown.deadline is not None:
-            grace = min(grace, max(self._shutdown.deadline - self._clock.now(), 0.0))
-        if await self._pump_for(grace, lambda: not self._reaper.orphans()):
-            return
-        self._reaper.signal_orphans(signal.SIGKILL)
-        await self._pump_for(ORPHAN_GRACE_SECONDS, lambda: not self._reaper.orphans())
 
     async def _pump_for(self, seconds: float, done: Callable[[], bool]) -> bool:
         """Handle events until `done` or `seconds` pass; whether `done` came true."""

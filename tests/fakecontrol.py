@@ -31,6 +31,9 @@ def running_row(name: str) -> ProcessRow:
         "last_exit_status": None,
         "reason": None,
         "oneshot": False,
+        "ready": False,
+        "waiting": None,
+        "status_text": None,
         "rss_bytes": None,
         "cpu_percent": None,
         "tree_processes": None,
@@ -59,7 +62,7 @@ class FakeTarget:
             raise UsageError(f"unknown process {unknown[0]!r}")
         return list(names) or list(KNOWN)
 
-    async def status(self, names: Sequence[str]) -> StatusResult:
+    async def status(self, names: Sequence[str], wait: float | None = None) -> StatusResult:
         self.calls.append(("status", list(names)))
         acted = self._check(names)
         supervisor: SupervisorRow = {

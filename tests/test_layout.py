@@ -28,6 +28,7 @@ BASE = frozenset(
         "procrun.settings",
         "procrun.clock",
         "procrun.lifecycle",
+        "procrun.outcomes",
         "procrun.events",
     }
 )

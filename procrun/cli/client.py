@@ -34,11 +34,22 @@ def ask(
     return call(supervisor_socket(socket, root), payload, timeout=timeout)
 
 
+STATUS_TIMEOUT_SECONDS = 5.0
+
+
 def show_status(
-    socket: str | None, root: Path | None, as_json: bool, names: tuple[str, ...]
+    socket: str | None,
+    root: Path | None,
+    as_json: bool,
+    names: tuple[str, ...],
+    wait: float | None = None,
 ) -> int:
-    """Print the status of every process (or `names`); the health exit code (0 or 3)."""
-    result = ask(socket, root, {"verb": "status", "names": list(names)}, timeout=5.0)
+    """Print the status of every process (or `names`); the health exit code (0 or 3). With
+    `wait`, the supervisor answers once all are ready, or after `wait` seconds."""
+    payload: dict[str, Any] = {"verb": "status", "names": list(names)}
+    if wait is not None:
+        payload["wait"] = wait
+    result = ask(socket, root, payload, timeout=STATUS_TIMEOUT_SECONDS + (wait or 0.0))
     lines = [json.dumps(result, indent=2)] if as_json else render_status(result)
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return health_exit_code(result)

@@ -14,6 +14,7 @@ import click
 
 from procrun.cli.client import ask, show_status, supervisor_socket
 from procrun.control.client import call_stream
+from procrun.project.values import parse_duration
 
 socket_option = click.option(
     "--socket",
@@ -39,14 +40,35 @@ def client_options(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.command()
 @client_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--wait", is_flag=True, help="Answer once every process is ready (or --timeout has passed)."
+)
+@click.option(
+    "--timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="With --wait: how long to wait for readiness, e.g. 90s or 2m.",
+)
 @click.argument("names", nargs=-1)
-def status(socket: str | None, root: Path | None, as_json: bool, names: tuple[str, ...]) -> int:
-    """Show every process (or NAMES): state, pid, uptime, restarts, last exit, memory, CPU.
+def status(
+    socket: str | None,
+    root: Path | None,
+    as_json: bool,
+    wait: bool,
+    timeout: str,
+    names: tuple[str, ...],
+) -> int:
+    """Show every process (or NAMES): state, pid, uptime, restarts, last exit, memory, CPU, and
+    what a process not ready yet waits for.
 
-    Exit code 0 when every long-running process is RUNNING (one-shots that exited 0 count as
-    fine), 3 when any is not, 4 when no supervisor answers: fit for a Docker HEALTHCHECK.
+    Exit code 0 when every long-running process is RUNNING, which means ready (its readiness
+    probe passed, or up for min_uptime without one; one-shots that exited 0 count as fine), 3
+    when any is not, 4 when no supervisor answers: fit for a Docker HEALTHCHECK. --wait blocks
+    until the formation is ready, for scripts and CI.
     """
-    return show_status(socket, root, as_json, names)
+    seconds = parse_duration(timeout, "--timeout") if wait else None
+    return show_status(socket, root, as_json, names, wait=seconds)
 
 
 def _acting(verb: str, past: str, help_text: str) -> click.Command:

@@ -21,6 +21,7 @@ from procrun.control.server import ControlServer
 from procrun.control.target import SupervisorTarget
 from procrun.events import Event, SignalReceived
 from procrun.health import sdnotify
+from procrun.health.monitor import Health
 from procrun.output import eventlog
 from procrun.output.eventlog import LogFormat
 from procrun.output.relay import OutputStyle, Relay, use_colour
@@ -78,18 +79,21 @@ async def run_start(options: StartOptions) -> int:
         if explicit_socket(options.socket) is None:  # only in procrun's own socket directory
             for stale in remove_stale_sockets(socket_path.parent, SOCKET_SUFFIX):
                 log.debug("control.stale_socket_removed", socket=str(stale))
+        reaper = Reaper(adopt_orphans=adopt_orphans, undertaker=undertaker)
+        health = Health(relay, queue.put_nowait, reaper)
         supervisor = Supervisor(
             project.formation.processes,
             release=project.formation.release,
             relay=relay,
             clock=clock,
-            reaper=Reaper(adopt_orphans=adopt_orphans, undertaker=undertaker),
+            reaper=reaper,
             queue=queue,
             options=SupervisorOptions(
                 shutdown_timeout_seconds=project.shutdown_timeout,
                 on_give_up=project.on_give_up,
                 force_kill_seconds=project.config.force_kill_after_seconds,
             ),
+            observer=health,
         )
         target = SupervisorTarget(
             supervisor, relay.history, project_dir=project.root, more_of=project.specs_for
@@ -102,7 +106,10 @@ async def run_start(options: StartOptions) -> int:
             if notifier is not None:
                 ping = sdnotify.watchdog_interval(os.environ, os.getpid())
                 reporting = asyncio.ensure_future(sdnotify.report(notifier, supervisor, ping))
-            returncode = await supervisor.run()
+            try:
+                returncode = await supervisor.run()
+            finally:
+                await health.close()
             if reporting is not None:
                 reporting.cancel()
                 await asyncio.gather(reporting, return_exceptions=True)

@@ -50,8 +50,15 @@ def _row(process: ProcessRow) -> tuple[str, ...]:
         process["last_exit"] or "-",
         size(process["rss_bytes"]) if process["rss_bytes"] is not None else "-",
         _or_dash(process["cpu_percent"]),
-        process["reason"] or "",
+        _notes(process),
     )
+
+
+def _notes(process: ProcessRow) -> str:
+    """The REASON column: why it is in its state, what it waits for, what it says it does."""
+    waiting = process["waiting"]
+    notes = [process["reason"], waiting and f"waiting: {waiting}", process["status_text"]]
+    return "; ".join(note for note in notes if note)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:

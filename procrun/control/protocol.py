@@ -9,7 +9,8 @@ One Unix stream socket per supervisor (see paths.py for where):
   and closes. `logs` with `follow: true` answers `{"ok": true, "result": {"follow": true}}` once
   accepted, then one line `{"process": "web.1", "line": "..."}` per log line until the client
   disconnects or the supervisor stops; an error while streaming arrives as an `ok: false` line.
-- Results: info is an Info; status a StatusResult; start/stop/restart {processes: [...],
+- Results: info is an Info; status a StatusResult (with `wait: seconds`, once every process
+  chosen is ready, or the time is up); start/stop/restart {processes: [...],
   project_dir} (start also already_running: [...]); signal
   {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true} (with
   `force`, as a second Ctrl-C).
@@ -34,7 +35,7 @@ MAX_LOG_LINES = 10_000
 # name that came off the wire is ever looked up as an attribute (supervisord's CVE-2017-11610).
 VERB_FIELDS: Mapping[str, tuple[str, ...]] = {
     "info": (),
-    "status": ("names",),
+    "status": ("names", "wait"),
     "start": ("names",),
     "stop": ("names",),
     "restart": ("names",),
@@ -71,6 +72,12 @@ class ProcessRow(TypedDict):
     last_exit_status: int | None
     reason: str | None
     oneshot: bool
+    ready: bool
+    """Its readiness probe passed (or, without one, it is up for min_uptime): RUNNING."""
+    waiting: str | None
+    """What a process not ready yet waits for: `tcp 127.0.0.1:5000, 3.2 s`, `redis ready`."""
+    status_text: str | None
+    """Its last sd_notify STATUS= line."""
     rss_bytes: int | None
     cpu_percent: float | None
     tree_processes: int | None

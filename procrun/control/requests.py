@@ -94,6 +94,22 @@ def flag_field(message: dict[str, Any], field: str) -> bool:
     return value
 
 
+MAX_WAIT_SECONDS = 24 * 3600.0
+
+
+def wait_field(message: dict[str, Any]) -> float | None:
+    """`wait`: how many seconds `status` may wait for readiness first; None when absent."""
+    value = message.get("wait")
+    if value is None:
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 <= value <= MAX_WAIT_SECONDS:
+        raise RequestError(
+            f'"wait" must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}, got {_show(value)}'
+        )
+    return float(value)
+
+
 def lines_field(message: dict[str, Any]) -> int:
     """`lines`: how many recent log lines, 0 to MAX_LOG_LINES; DEFAULT_LOG_LINES when absent."""
     value = message.get("lines", DEFAULT_LOG_LINES)

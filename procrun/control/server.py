@@ -48,6 +48,7 @@ from procrun.control.requests import (
     lines_field,
     names_field,
     signal_field,
+    wait_field,
 )
 from procrun.control.target import ControlTarget
 from procrun.errors import ProcrunError
@@ -246,7 +247,8 @@ class ControlServer:
             case "info":
                 return self._info
             case "status":
-                return await target.status(names_field(message, required=False))
+                names = names_field(message, required=False)
+                return await target.status(names, wait=wait_field(message))
             case "start":
                 started, running = await target.start(names_field(message, required=True))
                 return {

@@ -11,6 +11,7 @@ acts through the supervisor's own methods, so a manual stop uses the process's o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -21,7 +22,8 @@ from typing import Protocol
 from procrun import __version__
 from procrun.control.protocol import ProcessRow, StatusResult
 from procrun.errors import ProcrunError, UsageError
-from procrun.lifecycle import ALIVE_STATES, describe_returncode, exit_status
+from procrun.lifecycle import ALIVE_STATES, FINISHED_STATES, ProcessState
+from procrun.outcomes import describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
@@ -31,9 +33,10 @@ from procrun.supervisor import Supervisor
 
 
 class ControlTarget(Protocol):
-    async def status(self, names: Sequence[str]) -> StatusResult:
-        """The supervisor's row and one row per process, JSON-ready.
-        Raises UsageError for an unknown name."""
+    async def status(self, names: Sequence[str], wait: float | None = None) -> StatusResult:
+        """The supervisor's row and one row per process, JSON-ready; with `wait`, once every
+        process chosen is ready or `wait` seconds have passed. Raises UsageError for an unknown
+        name."""
         ...
 
     async def start(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -110,8 +113,12 @@ class SupervisorTarget:
 
     # --- status ----------------------------------------------------------------------------------
 
-    async def status(self, names: Sequence[str]) -> StatusResult:
+    async def status(self, names: Sequence[str], wait: float | None = None) -> StatusResult:
         chosen = self._select(names)
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await asyncio.gather(*(self._settled_or_ready(p) for p in chosen))
         # Reading /proc for every tree takes a while with many processes: off the loop, which goes
         # on relaying output meanwhile. Rows are built afterwards from the state as it is then; a
         # process restarted meanwhile has a new pid, and so no usage rather than its predecessor's.
@@ -130,6 +137,12 @@ class SupervisorTarget:
             "processes": [self._row(p, usage.get(p.pid) if p.pid else None) for p in chosen],
         }
 
+    async def _settled_or_ready(self, process: ManagedProcess) -> None:
+        """Until it is RUNNING (ready), or has ended (a one-shot's success is its readiness; a
+        give-up will not become ready), or a shutdown has begun."""
+        if not self._supervisor.shutting_down:
+            await process.wait_for_state(ProcessState.RUNNING, *FINISHED_STATES)
+
     def _row(self, process: ManagedProcess, usage: TreeUsage | None) -> ProcessRow:
         record = process.record
         returncode = record.last_returncode
@@ -147,10 +160,23 @@ class SupervisorTarget:
             "last_exit_status": exit_status(returncode) if returncode is not None else None,
             "reason": self._reason(process),
             "oneshot": process.spec.settings.oneshot,
+            "ready": process.state is ProcessState.RUNNING,
+            "waiting": self._waiting(process),
+            "status_text": record.status_text,
             "rss_bytes": usage.rss_bytes if usage else None,
             "cpu_percent": usage.cpu_percent if usage else None,
             "tree_processes": usage.processes if usage else None,
         }
+
+    def _waiting(self, process: ManagedProcess) -> str | None:
+        """`tcp 127.0.0.1:5000, 3.2 s` while its probe has not passed; `redis ready` while it
+        has not started because of its dependencies."""
+        probe = process.spec.settings.ready
+        started = process.record.started_at
+        if process.state is ProcessState.STARTING and probe is not None and started is not None:
+            elapsed = self._supervisor.clock.now() - started
+            return f"{probe.describe(process.spec.env)}, {elapsed:.1f} s"
+        return self._supervisor.starts.waiting_for(process)
 
     def _reason(self, process: ManagedProcess) -> str | None:
         """Why it is in its state; for a stop under way, also what comes next and when."""

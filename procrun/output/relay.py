@@ -77,6 +77,7 @@ class Relay:
         self._held: dict[str, list[bytes]] = {}
         self._held_bytes: dict[str, int] = {}
         self._shown: set[str] = set()
+        self._taps: dict[str, Callable[[bytes], None]] = {}
         self._pausing: asyncio.Handle | None = None
         self._no_readers = asyncio.Event()
         self._no_readers.set()
@@ -111,6 +112,8 @@ class Relay:
         """Write `block`: one or more complete lines of one process, without the final newline.
         While `name` is held (hold()) the lines are kept back instead, up to a bound."""
         self.history.record(name, block)
+        if self._taps and (tap := self._taps.get(name)) is not None:
+            tap(block)
         if self._held and (held := self._held.get(name)) is not None:
             shown = name in self._shown
             if self._held_bytes[name] <= MAX_HELD_BYTES:  # the copy stays bounded
@@ -124,6 +127,14 @@ class Relay:
                 self._write(name, kind, block, continued)
             return
         self._write(name, kind, block, continued)
+
+    def tap(self, name: str, reader: Callable[[bytes], None] | None) -> None:
+        """Hand every block of `name`'s lines to `reader` too (a log readiness probe), or stop
+        with None: read as the lines pass, with no polling."""
+        if reader is None:
+            self._taps.pop(name, None)
+        else:
+            self._taps[name] = reader
 
     def hold(self, name: str, *, show: bool = False) -> None:
         """Keep a copy of `name`'s lines until release() (a crash loop's next run, crashloop.py);

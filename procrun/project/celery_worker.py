@@ -1,6 +1,7 @@
 """What a Procfile command runs, recognised from its words, so the program gets defaults that fit.
 
-Today that is one rule: a Celery worker gets a long grace and a second signal (settings_for).
+A Celery worker gets a long grace and a second signal (settings_for), and a readiness default
+when it logs at INFO (stackdefaults.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def is_celery_worker(name: str, command: str) -> bool:
     So `celery -A proj worker -l info` and `newrelic-admin run-program celery worker` are workers;
     `celery beat`, `celery flower` and `celery -A worker beat` are not.
     """
-    return name == "worker" or _runs_celery_worker(command)
+    return name == "worker" or runs_celery_worker(command)
 
 
 _CELERY_OPTIONS_WITH_VALUE = frozenset(
@@ -28,7 +29,8 @@ _CELERY_OPTIONS_WITH_VALUE = frozenset(
 )
 
 
-def _runs_celery_worker(command: str) -> bool:
+def runs_celery_worker(command: str) -> bool:
+    """Whether the command itself runs celery's `worker` subcommand (the name aside)."""
     try:
         words = shlex.split(command)
     except ValueError:  # unbalanced quotes: the shell will complain, but still guess the intent
@@ -37,7 +39,7 @@ def _runs_celery_worker(command: str) -> bool:
         if not word.startswith("-") and PurePosixPath(word).name == "celery":
             if _celery_subcommand(words[i + 1 :]) == "worker":
                 return True
-        elif word != command and any(c.isspace() for c in word) and _runs_celery_worker(word):
+        elif word != command and any(c.isspace() for c in word) and runs_celery_worker(word):
             return True
     return False
 
@@ -57,7 +59,7 @@ def _celery_subcommand(words: list[str]) -> str | None:
 def celery_node_name_warning(kind: str, command: str, count: int) -> str | None:
     """Several instances of a Celery worker with no -n/--hostname all call themselves
     `celery@<host>`: Flower and `celery inspect` see one worker (DuplicateNodenameWarning)."""
-    if count < 2 or not _runs_celery_worker(command):
+    if count < 2 or not runs_celery_worker(command):
         return None
     try:
         words = shlex.split(command)

@@ -5,7 +5,8 @@ Which file: the one named explicitly; else `procrun.toml` in the project directo
 is the only file used, even if pyproject.toml has a [tool.procrun] table too (Config.shadowed then
 names pyproject.toml so the CLI can warn that it is ignored).
 
-Everything is validated while loading, with file:line in each message, so settings_for cannot fail.
+Everything is validated while loading, with file:line in each message, so settings_for cannot fail;
+only depends_on needs the Procfile: it is checked when the formation is built (dependencies.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from typing import Any
 
 from procrun.errors import ConfigError
 from procrun.project.celery_worker import is_celery_worker
+from procrun.project.healthkeys import HEALTH_KEYS, DeclaredDependencies
 from procrun.project.processkeys import PROCESS_KEYS, choice, show_value
-from procrun.project.procfile import PROCESS_NAME_PATTERN, Procfile, is_valid_process_name
+from procrun.project.procfile import (
+    PROCESS_NAME_PATTERN,
+    RELEASE_PROCESS,
+    Procfile,
+    is_valid_process_name,
+)
+from procrun.project.stackdefaults import stack_default
 from procrun.project.tomlfile import KeyPath, TomlFile, read_toml
 from procrun.project.values import parse_duration
 from procrun.quoting import did_you_mean, excerpt
@@ -90,10 +98,12 @@ def load_config(directory: Path, explicit: Path | None = None) -> Config:
 
 
 def settings_for(name: str, command: str, config: Config) -> ProcessSettings:
-    """Built-in defaults, then [defaults], then the Celery rule, then [processes.<name>].
+    """Built-in defaults, then [defaults], then the Celery rule and the stack's readiness
+    default, then [processes.<name>].
 
     The Celery rule comes after [defaults] so a blanket `grace = "20s"` meant for the web server
-    does not silently cut a worker's warm shutdown; [processes.worker] still overrides it.
+    does not silently cut a worker's warm shutdown; [processes.worker] still overrides it. The
+    readiness default is a guess from the command: any `ready` in the file beats it.
     `env` tables merge key by key ([processes.<name>] wins); every other key replaces.
     """
     settings = _apply(ProcessSettings(), config.defaults)
@@ -103,7 +113,27 @@ def settings_for(name: str, command: str, config: Config) -> ProcessSettings:
         settings = dataclasses.replace(
             settings, grace_seconds=CELERY_WORKER_GRACE_SECONDS, second_signal=signal.SIGQUIT
         )
-    return _apply(settings, config.processes.get(name, {}))
+    if not ready_is_configured(name, config):
+        settings = dataclasses.replace(settings, ready=stack_default(name, command)[0])
+    overrides = dict(config.processes.get(name, {}))
+    declared = overrides.pop("depends_on", None)
+    if isinstance(declared, DeclaredDependencies):
+        overrides["depends_on"] = declared.conditions(lambda wanted: is_oneshot(wanted, config))
+    return _apply(settings, overrides)
+
+
+def ready_is_configured(name: str, config: Config) -> bool:
+    """Whether procrun.toml sets `ready` for this type, so that no stack default applies."""
+    return "ready" in config.defaults or "ready" in config.processes.get(name, {})
+
+
+def is_oneshot(name: str, config: Config) -> bool:
+    """Whether the type runs once: the release, or `oneshot = true`. The file alone decides (no
+    rule from the command sets it), so a dependency can be judged without the Procfile."""
+    if name == RELEASE_PROCESS:
+        return True
+    value = config.processes.get(name, {}).get("oneshot", config.defaults.get("oneshot", False))
+    return value is True
 
 
 def _apply(settings: ProcessSettings, overrides: Overrides) -> ProcessSettings:
@@ -246,11 +276,23 @@ class _Reader:
 
     def overrides(self, value: object, key: KeyPath) -> Overrides:
         table = self.table(value, key)
-        self.check_keys(table, key, tuple(PROCESS_KEYS))
+        valid = tuple(_KEYS)
+        if key == ("defaults",):
+            # Every process, the dependency included, would depend on it.
+            if "depends_on" in table:
+                raise ConfigError(
+                    f"{self.what((*key, 'depends_on'))} belongs in [processes.<name>], "
+                    "not [defaults]"
+                )
+            valid = tuple(name for name in valid if name != "depends_on")
+        self.check_keys(table, key, valid)
         base = self.file.path.parent
         return MappingProxyType(
             {
-                PROCESS_KEYS[name][0]: PROCESS_KEYS[name][1](item, self.what((*key, name)), base)
+                _KEYS[name][0]: _KEYS[name][1](item, self.what((*key, name)), base)
                 for name, item in table.items()
             }
         )
+
+
+_KEYS = dict(sorted({**PROCESS_KEYS, **HEALTH_KEYS}.items()))

@@ -15,13 +15,12 @@ from types import MappingProxyType
 
 from procrun.errors import UsageError
 from procrun.project.config import Config, settings_for
-from procrun.project.procfile import Procfile, ProcfileEntry
+from procrun.project.dependencies import check_dependencies
+from procrun.project.procfile import RELEASE_PROCESS, Procfile, ProcfileEntry
 from procrun.project.shell import shell_argv
 from procrun.quoting import did_you_mean, excerpt
 from procrun.settings import ProcessSettings, ProcessSpec, RestartPolicy
 
-RELEASE_PROCESS = "release"
-"""The Heroku convention: a one-off command run before the processes start (migrations)."""
 MAX_INSTANCES_PER_TYPE = 1000
 """A bound that no real formation reaches, so a typo (`-c web=1000000000`) fails fast."""
 
@@ -67,6 +66,8 @@ def build_formation(
 
     if counts.get(RELEASE_PROCESS, 0) > 1:
         raise UsageError(f'"{RELEASE_PROCESS}" runs once: its count can be 0 (skip it) or 1')
+    # Here rather than in load_config: only now is the Procfile known.
+    check_dependencies(procfile, config)
 
     builder = _InstanceBuilder(procfile, environ, real_keys, directory, base_port)
     release: ProcessSpec | None = None

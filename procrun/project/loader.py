@@ -13,15 +13,17 @@ from pathlib import Path
 from procrun.errors import UsageError
 from procrun.lifecycle import effective_grace, second_signal_margin
 from procrun.project.celery_worker import celery_node_name_warning
-from procrun.project.config import Config, load_config, unknown_process_names
+from procrun.project.config import Config, load_config, ready_is_configured, unknown_process_names
+from procrun.project.dependencies import waves_of
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
-from procrun.project.formation import RELEASE_PROCESS, Formation, build_formation
+from procrun.project.formation import Formation, build_formation
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
-from procrun.project.procfile import Procfile, load_procfile
+from procrun.project.procfile import RELEASE_PROCESS, Procfile, load_procfile
 from procrun.project.programs import busy_port_warnings, check_programs
+from procrun.project.stackdefaults import stack_default
 from procrun.project.values import parse_duration
-from procrun.quoting import did_you_mean
-from procrun.settings import GiveUpPolicy, ProcessSpec
+from procrun.quoting import did_you_mean, one_line
+from procrun.settings import POLLED_PROBES, GiveUpPolicy, Probe, ProbeKind, ProcessSpec
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Project:
     start_warnings: tuple[str, ...]
     """What `procrun start` logs: likely mistakes only, and deadline advice only where the
     platform is known (not on a laptop)."""
+    notes: tuple[str, ...] = ()
+    """What `procrun check` adds that is no mistake: why a program got no readiness default."""
 
     @property
     def on_give_up(self) -> GiveUpPolicy:
@@ -84,7 +88,12 @@ class Project:
         release = [self.formation.release] if self.formation.release else []
         for spec in (*release, *self.formation.processes):
             lines.append(self._describe_spec(spec))
+            lines += _describe_health(spec)
+        if any(spec.settings.depends_on for spec in (*release, *self.formation.processes)):
+            waves = [", ".join(wave) for wave in waves_of(self.formation.processes)]
+            lines.append(f"start order: {'; then '.join([*(s.kind for s in release), *waves])}")
         lines += [f"warning: {warning}" for warning in self.warnings]
+        lines += [f"note: {note}" for note in self.notes]
         return lines
 
     def _describe_spec(self, spec: ProcessSpec) -> str:
@@ -106,6 +115,46 @@ class Project:
             f"max {s.max_restarts} restarts in {s.restart_window_seconds:g} s; "
             f"PORT={spec.env.get('PORT', '-')}; cwd {spec.cwd}"
         )
+
+
+def _describe_health(spec: ProcessSpec) -> list[str]:
+    """The lines under a process: ready (always), alive and depends on (when set)."""
+    s = spec.settings
+    if s.ready is None:
+        lines = [f"    ready: none (min_uptime {s.min_uptime_seconds:g} s)"]
+    else:
+        ready = (
+            f"{_describe_probe(s.ready)} ({s.ready.origin}), timeout {s.ready_timeout_seconds:g} s"
+        )
+        if s.ready.kind in POLLED_PROBES:
+            ready += (
+                f"; tries {s.ready.timeout_seconds:g} s each, "
+                f"at most {s.ready_interval_seconds:g} s apart"
+            )
+        lines = [f"    ready: {ready}"]
+    if s.alive is not None:
+        probe = s.alive.probe
+        if probe.kind is ProbeKind.WATCHDOG:
+            alive = f"watchdog, WATCHDOG=1 at least every {probe.timeout_seconds:g} s"
+        else:
+            failures = f"{s.alive.failures} failure{'s' if s.alive.failures > 1 else ''}"
+            alive = (
+                f"{_describe_probe(probe)} every {s.alive.every_seconds:g} s, "
+                f"timeout {probe.timeout_seconds:g} s, {failures}"
+            )
+        lines.append(f"    alive: {alive} ({probe.origin})")
+    if s.depends_on:
+        wanted = ", ".join(f"{name} ({condition})" for name, condition in s.depends_on.items())
+        with_them = "; restarted when a dependency restarts" if s.restart_with else ""
+        lines.append(f"    depends on: {wanted}{with_them}")
+    return lines
+
+
+def _describe_probe(probe: Probe) -> str:
+    if probe.kind in (ProbeKind.LOG, ProbeKind.EXEC):
+        return f'{probe.kind} "{one_line(probe.target)}"'
+    status = f" status {probe.status}" if probe.status is not None else ""
+    return f"{probe.describe()}{status}"
 
 
 def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project:
@@ -162,6 +211,16 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         for entry in procfile.entries
         if (warning := celery_node_name_warning(entry.name, entry.command, counts[entry.name]))
     ]
+    kinds = {
+        spec.kind
+        for spec in (*([formation.release] if formation.release else []), *formation.processes)
+    }
+    notes = [
+        note
+        for entry in procfile.entries
+        if entry.name in kinds and not ready_is_configured(entry.name, config)
+        if (note := stack_default(entry.name, entry.command)[1])
+    ]
     port_warnings = busy_port_warnings(formation.processes)
     warnings += node_warnings + port_warnings
     start_warnings: list[str] = node_warnings + port_warnings
@@ -182,4 +241,5 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         venv_bin,
         recipe,
         tuple(start_warnings),
+        tuple(notes),
     )

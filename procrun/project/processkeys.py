@@ -40,7 +40,7 @@ def choice(kind: type[_E], value: object, what: str) -> _E:
 
 
 # Converters: (value, "procrun.toml:9: grace", directory of the file) -> ProcessSettings value.
-_Convert = Callable[[object, str, Path], object]
+Convert = Callable[[object, str, Path], object]
 
 
 def _duration(value: object, what: str, base: Path) -> float:
@@ -109,7 +109,7 @@ def _environment(value: object, what: str, base: Path) -> Mapping[str, str]:
 
 
 # procrun.toml key -> (ProcessSettings field, converter).
-PROCESS_KEYS: dict[str, tuple[str, _Convert]] = {
+PROCESS_KEYS: dict[str, tuple[str, Convert]] = {
     "backoff": ("backoff_initial_seconds", _duration),
     "backoff_max": ("backoff_max_seconds", _duration),
     "count": ("count", _whole_number),
@@ -123,6 +123,7 @@ PROCESS_KEYS: dict[str, tuple[str, _Convert]] = {
     "oneshot": ("oneshot", _boolean),
     "restart": ("restart", _restart),
     "restart_window": ("restart_window_seconds", _duration),
+    "restart_with": ("restart_with", _boolean),
     "second_signal": ("second_signal", _second_signal),
     "second_signal_margin": ("second_signal_margin_seconds", _duration),
     "stop_signal": ("stop_signal", _signal),

@@ -18,6 +18,9 @@ from procrun.quoting import excerpt
 PROCESS_NAME_PATTERN = "[A-Za-z0-9_-]+"
 _PROCESS_NAME = re.compile(PROCESS_NAME_PATTERN)
 
+RELEASE_PROCESS = "release"
+"""The Heroku convention: a one-off command run before the processes start (migrations)."""
+
 
 @dataclass(frozen=True)
 class ProcfileEntry:

@@ -54,14 +54,20 @@ def _is_compound(command: str) -> bool:
 def program_of(command: str) -> str | None:
     """The program a simple command runs (after any leading `VAR=value`); None for a compound
     command or one whose program is computed (`$APP_SERVER`), which only the shell can tell."""
+    words = command_words(command)
+    if not words or "$" in words[0]:
+        return None
+    return words[0]
+
+
+def command_words(command: str) -> list[str] | None:
+    """The words of a simple command after any leading `VAR=value`, the program first; None for
+    a compound command or unbalanced quotes."""
     if _is_compound(command):
         return None
     assignments = _LEADING_ASSIGNMENTS.match(command)
     rest = command[assignments.end() if assignments else 0 :]
     try:
-        words = shlex.split(rest)
+        return shlex.split(rest)
     except ValueError:
         return None
-    if not words or "$" in words[0]:
-        return None
-    return words[0]

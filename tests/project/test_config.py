@@ -204,11 +204,12 @@ def test_nesting_too_deep(tmp_path: Path) -> None:
     assert message.startswith("procrun.toml: cannot read this TOML: ")
 
 
-VALID_KEYS = (
-    "backoff, backoff_max, count, cwd, env, grace, max_memory, max_memory_for, max_restarts, "
-    "min_uptime, "
-    "oneshot, restart, restart_window, second_signal, second_signal_margin, stop_signal"
+DEFAULTS_KEYS = (
+    "alive, backoff, backoff_max, count, cwd, env, grace, interval, max_memory, max_memory_for, "
+    "max_restarts, min_uptime, oneshot, ready, ready_timeout, restart, restart_window, "
+    "restart_with, second_signal, second_signal_margin, stop_signal"
 )
+VALID_KEYS = DEFAULTS_KEYS.replace("cwd, ", "cwd, depends_on, ")
 
 
 def test_unknown_process_key(tmp_path: Path) -> None:
@@ -227,7 +228,7 @@ def test_a_misspelt_processes_table_names_its_line(tmp_path: Path) -> None:
 
 def test_unknown_defaults_key(tmp_path: Path) -> None:
     assert toml_error(tmp_path, "[defaults]\ngrace_period = 1\n") == (
-        f'procrun.toml:2: unknown key "grace_period" in [defaults]; valid keys: {VALID_KEYS}'
+        f'procrun.toml:2: unknown key "grace_period" in [defaults]; valid keys: {DEFAULTS_KEYS}'
     )
 
 
@@ -371,7 +372,7 @@ def test_value_messages_in_pyproject(tmp_path: Path) -> None:
 
 
 def test_settings_without_config_are_the_defaults() -> None:
-    assert settings_for("web", "gunicorn app:app", Config()) == ProcessSettings()
+    assert settings_for("web", "python app.py", Config()) == ProcessSettings()
 
 
 def test_celery_worker_rule() -> None:
@@ -464,6 +465,12 @@ _TOML_VALUES = {
     "oneshot": ["true", '"yes"'],
     "cwd": ['"."', '"missing-dir"', "1"],
     "env": ['{ A = "1" }', "{ A = 1 }", '"A=1"', '{ A = """\nx = 1\n""" }'],
+    "ready": ['{ tcp = "127.0.0.1:$PORT" }', "false", "true", '{ tpc = "x" }', '{ log = "(" }'],
+    "ready_timeout": _DURATIONS,
+    "interval": ['"0s"', '"250ms"'],
+    "alive": ['{ exec = "true", every = "10s" }', '{ watchdog = "30s" }', '{ log = "x" }'],
+    "depends_on": ['["web"]', '{ web = "ready" }', '{ web = "done" }', '"web"'],
+    "restart_with": ["true", "1"],
     "grac": ["1"],
     "web.grace": ['"5s"', "{ x = 1 }"],
     "x": ["1", "1979-05-27", "[1, 2]"],
