@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import footprint, procfs, relay, report, runs, stopping, targets
+from bench import footprint, procfs, readiness, relay, report, runs, stopping, targets
 from bench.runs import FULL, SMOKE, Sizes
 from bench.table import Table
 from bench.tools import TINI
@@ -36,6 +36,7 @@ SCENARIOS: list[tuple[int, str, Callable[[Sizes], Table | list[Table]]]] = [
     (6, "start", footprint.start_latency),
     (7, "status", footprint.status_latency),
     (8, "scale", footprint.scale),
+    (9, "readiness", readiness.readiness),
 ]
 
 

@@ -74,9 +74,10 @@ def _bound(
     ok: Callable[[float], bool],
     unit: str,
     peers: str = "",
+    row: str = PROCRUN.name,
 ) -> Verdict:
-    value = table.median(PROCRUN.name, column)
-    figures = f"procrun {_range(table, PROCRUN.name, column)} {unit}"
+    value = table.median(row, column)
+    figures = f"{row} {_range(table, row, column)} {unit}"
     return Verdict(key, table.title, target, None if value is None else ok(value), figures + peers)
 
 
@@ -148,6 +149,39 @@ def evaluate(tables: dict[str, Table], grace_seconds: float) -> list[Verdict]:
                 _peers(t, "status", "ms"),
             )
         )
+    if "readiness" in tables:
+        verdicts += _readiness(tables["readiness"])
+    return verdicts
+
+
+def _at_most(limit: float) -> Callable[[float], bool]:
+    return lambda value: value <= limit
+
+
+def _readiness(t: Table) -> list[Verdict]:
+    verdicts = [
+        _bound(
+            f"ready-{kind}",
+            t,
+            f"{kind} probe: marked ready ≤ {limit:g} ms after it is (median)",
+            "median",
+            _at_most(limit),
+            "ms",
+            row=f"{PROCRUN.name}, {kind}",
+        )
+        for kind, limit in (("tcp", 15.0), ("log", 5.0), ("notify", 5.0))
+    ]
+    verdicts.append(
+        _bound(
+            "ready-idle",
+            t,
+            f"idle with probes configured: ≤ {NEAR_ZERO_WAKEUPS_PER_SECOND:g} wake-ups/s",
+            "rate",
+            lambda v: v <= NEAR_ZERO_WAKEUPS_PER_SECOND,
+            "wake-ups/s",
+            row=f"{PROCRUN.name}, all probes",
+        )
+    )
     return verdicts
 
 

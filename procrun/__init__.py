@@ -59,7 +59,8 @@ Module map, one line a module:
 
   health/: who is ready, and still alive
   health/monitor.py       the supervisor's Observer: each run's readiness and liveness probes
-  health/probes.py        one check of a process (tcp, http, exec), and polling until it passes
+  health/probes.py        one check of a process: tcp, http or exec
+  health/polling.py       polling a probe until it passes: back-off, and output as a nudge
   health/liveness.py      liveness: a probe every so often, or sd_notify watchdog pings
   health/notifysocket.py  a private sd_notify socket per process, its peer checked
   health/sdnotify.py      procrun's own READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 to its manager

@@ -2,7 +2,8 @@
 
 On each spawn of a process that has a readiness probe, the probe starts: a log probe reads the
 relay's lines as they pass, a notify probe waits for READY=1 on the process's own socket, and the
-polled kinds (tcp, http, exec) back off from 10 ms to `interval`. The first success posts
+polled kinds (tcp, http, exec) back off from 10 ms to `interval`, and try again at once when the
+process writes output (servers say when they listen). The first success posts
 ProcessReady; nothing more runs once it is ready, so an idle formation makes no wake-ups. Once it
 runs, a liveness probe (if any) checks it every so often; `failures` failures in a row post
 LivenessFailed. Any change of state that ends a run cancels what watched it. The supervisor
@@ -106,9 +107,11 @@ class Health:
         return read
 
     async def _poll(self, process: ManagedProcess, probe: Probe) -> None:
-        from procrun.health.probes import poll_until_ok
+        from procrun.health.polling import poll_until_ok
 
         said: list[str] = []
+        output = asyncio.Event()  # it wrote something: perhaps "listening", so try again now
+        self._relay.tap(process.name, lambda block: output.set())
 
         def failed(result: ProbeResult) -> None:
             if not said or said[-1] != result.detail:  # once per change, not per attempt
@@ -123,7 +126,9 @@ class Health:
             children=self._children,
             on_output=self._output_to_log(process),
             on_failure=failed,
+            nudge=output,
         )
+        self._relay.tap(process.name, None)
         self._ready(process)
 
     def _output_to_log(self, process: ManagedProcess) -> Callable[[bytes], None]:

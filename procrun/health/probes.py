@@ -26,9 +26,9 @@ from procrun.output.lines import MAX_LINE_BYTES
 from procrun.settings import POLLED_PROBES, SHELL, Probe, ProbeKind, expand_variables
 from procrun.signals import send_group_signal, spawn_in_new_session
 
-FIRST_INTERVAL_SECONDS = 0.01
 READ_BYTES = 64 * 1024
 DETAIL_LINE_CHARS = 200
+STATUS_LINE_BYTES = 64 * 1024
 USER_AGENT = "procrun-probe"
 URL_SAFE = "/%?=&;:@!$'()*+,~"  # already valid in a request line: kept as written
 
@@ -49,12 +49,6 @@ class Children(Protocol):
     def register(self, pid: int, on_exit: Callable[[int], None]) -> None: ...
 
 
-def next_interval(previous: float | None, max_interval: float) -> float:
-    """The wait before the next attempt: 10 ms first, then doubling, at most `max_interval`."""
-    interval = FIRST_INTERVAL_SECONDS if previous is None else previous * 2
-    return min(interval, max_interval)
-
-
 async def check_once(
     probe: Probe,
     env: Env,
@@ -71,7 +65,8 @@ async def check_once(
             if probe.kind is ProbeKind.TCP:
                 return await _check_tcp(expand_variables(probe.target, env))
             if probe.kind is ProbeKind.HTTP:
-                return await _check_http(expand_variables(probe.target, env), probe.status)
+                url = expand_variables(probe.target, env)
+                return await _check_http(url, probe.status, probe.timeout_seconds)
             # Not expanded here: the shell expands $VAR from the same env, and quotes it right.
             return await _check_exec(probe.target, env, cwd, children, on_output)
     except TimeoutError:
@@ -79,28 +74,6 @@ async def check_once(
         return ProbeResult(False, f"timed out after {seconds} s")
     except OSError as error:
         return ProbeResult(False, _describe(error))
-
-
-async def poll_until_ok(
-    probe: Probe,
-    env: Env,
-    cwd: Path,
-    *,
-    max_interval: float,
-    children: Children,
-    on_output: OutputCallback | None = None,
-    on_failure: Callable[[ProbeResult], None] | None = None,
-) -> ProbeResult:
-    """Attempt until one passes, and return it; runs until then or until cancelled."""
-    interval: float | None = None
-    while True:
-        result = await check_once(probe, env, cwd, children=children, on_output=on_output)
-        if result.ok:
-            return result
-        if on_failure is not None:
-            on_failure(result)
-        interval = next_interval(interval, max_interval)
-        await asyncio.sleep(interval)  # a pause between real attempts, not a wait for an event
 
 
 # --- tcp and http ---------------------------------------------------------------------------------
@@ -114,7 +87,7 @@ async def _check_tcp(target: str) -> ProbeResult:
     return ProbeResult(True, "connected")
 
 
-async def _check_http(url: str, expected: int | None) -> ProbeResult:
+async def _check_http(url: str, expected: int | None, seconds: float) -> ProbeResult:
     parts = urlsplit(url)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -124,18 +97,22 @@ async def _check_http(url: str, expected: int | None) -> ProbeResult:
     if parts.scheme not in ("http", "https") or not parts.hostname or not port:
         return ProbeResult(False, f'expected an http:// or https:// URL, got "{url}"')
     path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=URL_SAFE)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
-    # Verified certificates only: a probe that accepts any certificate proves nothing.
-    tls = ssl.create_default_context() if parts.scheme == "https" else None
-    reader, writer = await _connect(parts.hostname, port, tls)
-    try:
-        writer.write(f"{request}Connection: close\r\n\r\n".encode())
-        await writer.drain()
-        line = await reader.readline()
-    except ValueError:  # over the stream's 64 KiB limit
-        line = b"(a status line longer than 64 KiB)"
-    finally:
-        await _hang_up(writer)
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+    request = f"{head}Connection: close\r\n\r\n".encode()
+    if parts.scheme == "https":
+        # In a thread: `procrun start` imports asyncio without ssl (cli/main.py), so asyncio has
+        # no TLS transport; the socket's timeout bounds the thread as the attempt's is bound.
+        line = await asyncio.to_thread(_tls_status_line, parts.hostname, port, request, seconds)
+    else:
+        reader, writer = await _connect(parts.hostname, port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            line = await reader.readline()
+        except ValueError:  # over the stream's 64 KiB limit
+            line = b"(a status line longer than 64 KiB)"
+        finally:
+            await _hang_up(writer)
     version, _, rest = line.partition(b" ")
     if not version.startswith(b"HTTP/") or not rest[:3].isdigit() or len(rest[:3]) != 3:
         shown = line.decode("ascii", "replace").strip()[:DETAIL_LINE_CHARS]
@@ -143,6 +120,18 @@ async def _check_http(url: str, expected: int | None) -> ProbeResult:
     status = int(rest[:3])
     ok = status == expected if expected is not None else 200 <= status < 300
     return ProbeResult(ok, f"HTTP {status}")
+
+
+def _tls_status_line(host: str, port: int, request: bytes, timeout: float) -> bytes:
+    # Verified certificates only: a probe that accepts any certificate proves nothing.
+    context = ssl.create_default_context()
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(request)
+        line = tls.makefile("rb").readline(STATUS_LINE_BYTES + 1)
+    return line if len(line) <= STATUS_LINE_BYTES else b"(a status line longer than 64 KiB)"
 
 
 def _host_port(target: str) -> tuple[str, int] | None:

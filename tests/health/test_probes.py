@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from procrun.health.probes import ProbeResult, check_once, next_interval, poll_until_ok
+from procrun.health.polling import next_interval, poll_until_ok
+from procrun.health.probes import ProbeResult, check_once
 from procrun.reaper import Reaper
 from procrun.settings import Probe, ProbeKind, expand_variables
 
@@ -519,3 +520,33 @@ async def test_cancelling_poll_until_ok_closes_its_connection(tmp_path: Path) ->
         with pytest.raises(asyncio.CancelledError):
             await polling
         await asyncio.wait_for(hung_up.wait(), DEADLINE_SECONDS)
+
+
+async def test_a_nudge_cuts_the_back_off_short(tmp_path: Path) -> None:
+    """With a back-off of a minute, the attempt after the port listens comes only because the
+    caller nudges (as procrun does when the process writes output)."""
+    nudge = asyncio.Event()
+    failed = asyncio.Event()
+    with refusing_port() as sock:
+        probe = Probe(ProbeKind.TCP, f"127.0.0.1:{sock.getsockname()[1]}")
+        polling = asyncio.create_task(
+            poll_until_ok(
+                probe,
+                ENV,
+                tmp_path,
+                max_interval=60.0,
+                children=NO_CHILDREN,
+                on_failure=lambda result: failed.set(),
+                nudge=nudge,
+            )
+        )
+        for _ in range(12):  # past the short waits: the next one (41 s) outlasts the deadline
+            failed.clear()
+            nudge.set()
+            await asyncio.wait_for(failed.wait(), DEADLINE_SECONDS)
+        server = await asyncio.start_server(lambda _, writer: writer.close(), sock=sock)
+        async with server:
+            assert not polling.done()
+            nudge.set()
+            result = await asyncio.wait_for(polling, DEADLINE_SECONDS)
+    assert result.ok

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.harness import Procrun, child, client_command, write_script
 
@@ -228,4 +229,33 @@ def test_a_worker_starts_after_redis_is_ready_and_stops_before_it(tmp_path: Path
         assert not seen_before(pr, "redis.1 signal=SIGTERM"), "redis was stopped first"
         pr.wait_for_line(r"signal.sent .*process=redis.1 signal=SIGTERM")
         pr.wait_for_line(r"process.stopped .*process=redis.1")
+        assert pr.wait() == 0
+
+
+TLS_SERVER = """
+import http.server, os, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1])
+handler = http.server.SimpleHTTPRequestHandler
+server = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), handler)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("serving https", flush=True)
+server.serve_forever()
+"""
+
+
+def test_an_https_probe_verifies_the_certificate_under_procrun_start(tmp_path: Path) -> None:
+    """`procrun start` keeps OpenSSL out of asyncio; an https probe must still work, verified."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "server.pem")
+    )
+    server = write_script(tmp_path, "tls.py", TLS_SERVER)
+    toml = '[processes.web]\nready = { http = "https://localhost:$PORT/" }\n'
+    env = {"PORT": str(free_port()), "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+    procfile = f"web: {child(server, str(tmp_path / 'server.pem'))}\n"
+    with Procrun(tmp_path, procfile, env=env, toml=toml) as pr:
+        pr.wait_for_line(r"process.ready .*probe='http https://localhost:\d+/' process=web.1")
+        pr.signal(signal.SIGTERM)
         assert pr.wait() == 0
