@@ -14,11 +14,17 @@ $(BIN)/procrun: pyproject.toml
 
 venv: $(BIN)/procrun
 
-# The whole reference system (Procfile.dev): web, worker, Beat and a throwaway redis-server on
-# REDIS_PORT (default 6390). The venv's bin goes first on PATH for gunicorn and celery; exec makes
-# procrun the child of make, so a signal to it reaches procrun itself.
+# The whole reference system: the Procfile's web, worker and Beat with the development overlays
+# on top (Procfile.dev: a throwaway redis-server on REDIS_PORT; procrun.dev.toml: the worker and
+# Beat wait for it, text logs). REDIS_URL is set here, from REDIS_PORT, so that a REDIS_URL
+# exported in your shell cannot point the app at another Redis (the real environment beats
+# procrun.toml env). The venv's bin goes first on PATH for gunicorn and celery; exec makes procrun
+# the child of make, so a signal to it reaches procrun itself.
+REDIS_PORT ?= 6390
 run: redis-server-installed venv
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/procrun start -f Procfile.dev
+	PATH="$(abspath $(BIN)):$$PATH" REDIS_PORT="$(REDIS_PORT)" \
+	  REDIS_URL="redis://127.0.0.1:$(REDIS_PORT)/0" \
+	  exec $(BIN)/procrun start -f Procfile -f Procfile.dev --config procrun.toml --config procrun.dev.toml
 
 redis-server-installed:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -56,7 +62,7 @@ $(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "the benchmark needs Python >= 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet . -r bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet '.[watch]' -r bench/requirements.txt
 	@touch $@
 
 bench-procrun: $(BENCH_VENV)/.installed

@@ -20,7 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import footprint, procfs, readiness, relay, report, runs, stopping, targets
+from bench import (
+    footprint,
+    procfs,
+    readiness,
+    relay,
+    report,
+    runs,
+    stopping,
+    targets,
+    watching,
+)
 from bench.runs import FULL, SMOKE, Sizes
 from bench.table import Table
 from bench.tools import TINI
@@ -37,6 +47,7 @@ SCENARIOS: list[tuple[int, str, Callable[[Sizes], Table | list[Table]]]] = [
     (7, "status", footprint.status_latency),
     (8, "scale", footprint.scale),
     (9, "readiness", readiness.readiness),
+    (10, "watch", watching.watch_latency),
 ]
 
 

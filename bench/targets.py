@@ -151,6 +151,31 @@ def evaluate(tables: dict[str, Table], grace_seconds: float) -> list[Verdict]:
         )
     if "readiness" in tables:
         verdicts += _readiness(tables["readiness"])
+    if "watch" in tables:
+        t = tables["watch"]
+        row = "procrun --watch"
+        verdicts.append(
+            _bound(
+                "watch",
+                t,
+                "write to stop signal ≤ 150 ms (median)",
+                "latency",
+                _at_most(150.0),
+                "ms",
+                row=row,
+            )
+        )
+        verdicts.append(
+            _bound(
+                "watch-idle",
+                t,
+                f"idle while watching: ≤ {NEAR_ZERO_WAKEUPS_PER_SECOND:g} wake-ups/s",
+                "rate",
+                _at_most(NEAR_ZERO_WAKEUPS_PER_SECOND),
+                "wake-ups/s",
+                row=row,
+            )
+        )
     return verdicts
 
 

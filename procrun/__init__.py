@@ -31,12 +31,13 @@ Module map, one line a module:
   procinfo.py             process-tree RSS and CPU (the one module that imports psutil)
 
   project/: disk -> formation
-  project/procfile.py     Procfile text -> entries, with file:line errors
+  project/procfile.py     Procfile text -> entries, overlays merged, with file:line errors
   project/environ.py      .env files -> variables, and their precedence under the real environment
   project/tomlfile.py     reading TOML so that every later error can name a line
   project/textfile.py     reading a UTF-8 file, with the one set of read and decode errors
   project/values.py       durations, sizes and signal names as people write them
-  project/config.py       procrun.toml or [tool.procrun] -> Config -> each type's settings
+  project/configfile.py   one settings file -> its validated layer, errors at file:line
+  project/config.py       the settings files merged -> Config -> each type's settings
   project/processkeys.py  the keys of a process table and the converters of their values
   project/healthkeys.py   ready, alive and depends_on in a process table -> Probe, LivenessProbe
   project/celery_worker.py  recognising a Celery worker from its command
@@ -65,6 +66,10 @@ Module map, one line a module:
   health/notifysocket.py  a private sd_notify socket per process, its peer checked
   health/sdnotify.py      procrun's own READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 to its manager
 
+  watch/: restart on file change (`procrun start --watch`)
+  watch/rules.py          which changed files restart which processes; what is always ignored
+  watch/watcher.py        watchfiles over the project, debounced, restarts through stop sequences
+
   control/: the control socket
   control/protocol.py     the wire protocol: verbs, limits, encode/decode, typed results
   control/paths.py        where sockets live, one per project, in a private directory
@@ -78,6 +83,7 @@ Module map, one line a module:
   cli/: the command line
   cli/entry.py            the `procrun` entry point; a plain `status` answered without click
   cli/main.py             the click group, `start` and `check`, the error funnel's end
+  cli/oneoff.py           `procrun run`: a command in the formation's environment, exec'd
   cli/remote.py           the click commands that talk to a running supervisor
   cli/client.py           asking a supervisor and printing its status, free of click
   cli/statusview.py       `procrun status` as a table, and the health exit code

@@ -36,15 +36,14 @@ class ProcessReady(ProcessEvent):
     """What passed, as Probe.describe() says it: `tcp 127.0.0.1:5000`."""
 
 
-class ReadyTimedOut(ProcessEvent):
-    """ready_timeout ran out while it was STARTING: a failed start."""
-
-
 @dataclass(frozen=True)
-class LivenessFailed(ProcessEvent):
-    """Its liveness probe failed `failures` times in a row: restart it as a failure."""
+class ProbeFailed(ProcessEvent):
+    """A failed start (`ready_timeout` ran out while STARTING: event `probe.timed_out`), or a
+    liveness probe that failed `failures` times in a row while RUNNING (`liveness.failed`):
+    the process is stopped and restarted as a failure."""
 
     reason: str
+    liveness: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,7 @@ Event = (
     ProcessExited
     | ProcessStarted
     | ProcessReady
-    | ReadyTimedOut
-    | LivenessFailed
+    | ProbeFailed
     | StatusReported
     | RestartDue
     | MemoryExceeded

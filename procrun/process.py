@@ -21,7 +21,7 @@ import structlog
 
 from procrun import signals
 from procrun.clock import Clock, Timer
-from procrun.events import Event, ProcessExited, ProcessStarted, ReadyTimedOut
+from procrun.events import Event, ProbeFailed, ProcessExited, ProcessStarted
 from procrun.lifecycle import (
     ALIVE_STATES,
     PlannedStep,
@@ -209,7 +209,8 @@ class ManagedProcess:
     def _on_ready_timeout(self) -> None:
         self._timer = None
         if self._state is ProcessState.STARTING:
-            self._post(ReadyTimedOut(self.name))
+            timeout = self.spec.settings.ready_timeout_seconds
+            self._post(ProbeFailed(self.name, f"not ready within {timeout:g} s"))
 
     def mark_running(self) -> bool:
         """Up for min_uptime, or its probe passed (the supervisor confirms, in event order);
@@ -220,8 +221,7 @@ class ManagedProcess:
         started = self._record.started_at
         probed = self.spec.settings.ready is not None and started is not None
         ready_after = self._clock.now() - started if probed and started is not None else None
-        # "restart requested" is over
-        self._record = replace(self._record, reason=None, ready_after=ready_after)
+        self._record = replace(self._record, reason=None, ready_after=ready_after)  # it is up
         self._transition(ProcessState.RUNNING)
         log.info("process.running", process=self.name, pid=self._pid)
         return True

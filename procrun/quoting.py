@@ -25,9 +25,15 @@ def excerpt(text: str, limit: int = MAX_EXCERPT_CHARS) -> str:
     return one_line(text)
 
 
-def did_you_mean(given: str, choices: Iterable[str]) -> str:
-    """`; did you mean "shutdown_timeout"?` for a near miss, else nothing."""
+def closest(given: str, choices: Iterable[str]) -> str | None:
+    """The choice `given` most likely meant to spell, if one is close enough."""
     import difflib  # only on the error path
 
     close = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
-    return f'; did you mean "{close[0]}"?' if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """`; did you mean "shutdown_timeout"?` for a near miss, else nothing."""
+    close = closest(given, choices)
+    return f'; did you mean "{close}"?' if close is not None else ""

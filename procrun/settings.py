@@ -134,6 +134,10 @@ class ProcessSettings:
     """Process types (Procfile names) and what each must reach before this type starts."""
     restart_with: bool = False
     """Restart this type's instances when a dependency of theirs restarts."""
+    # Development (`procrun start --watch`, procrun/watch/): gitignore-style patterns, relative
+    # to the project directory, of the files whose change restarts this type.
+    watch: tuple[str, ...] = ()
+    watch_ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,3 +169,6 @@ class SupervisorOptions:
     on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
     force_kill_seconds: float = DEFAULT_FORCE_KILL_SECONDS
     """After a forced stop's last signal (QUIT for a Celery worker), how long until SIGKILL."""
+    watching: bool = False
+    """`--watch`: a process that watches files and gives up waits for the next change instead
+    of stopping the formation."""

@@ -20,12 +20,11 @@ from procrun.crashloop import CrashLoop
 from procrun.errors import ProcrunError
 from procrun.events import (
     Event,
-    LivenessFailed,
     MemoryExceeded,
+    ProbeFailed,
     ProcessExited,
     ProcessReady,
     ProcessStarted,
-    ReadyTimedOut,
     RestartDue,
     ShutdownRequested,
     SignalReceived,
@@ -154,7 +153,14 @@ class Supervisor:
         its own. A process stopped on request keeps procrun up, waiting to be started again."""
         if self.shutting_down:
             return all(p.state in SETTLED_STATES for p in self._active)
-        return all(p.state in FINISHED_STATES or self.starts.blocked(p) for p in self._active)
+        return all(
+            (p.state in FINISHED_STATES and not self._waits_for_change(p)) or self.starts.blocked(p)
+            for p in self._active
+        )
+
+    def _waits_for_change(self, process: ManagedProcess) -> bool:
+        """While watching, a process that watches files is never over: an edit may fix it."""
+        return self.options.watching and bool(process.spec.settings.watch)
 
     async def _pump_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -182,18 +188,11 @@ class Supervisor:
             case ProcessStarted(process=name) if self._by_name[name].mark_running():
                 self._crashes.came_up(self._by_name[name])
             case ProcessReady(process=name, probe=probe) if self._by_name[name].mark_running():
-                process = self._by_name[name]
-                self._crashes.came_up(process)
-                after = process.record.ready_after
-                log.info(
-                    "process.ready", process=name, probe=probe, seconds=after and round(after, 3)
-                )
-            case ReadyTimedOut(process=name):
-                timeout = self._by_name[name].spec.settings.ready_timeout_seconds
-                reason = f"not ready within {timeout:g} s"
-                self._fail(self._by_name[name], ProcessState.STARTING, "probe.timed_out", reason)
-            case LivenessFailed(process=name, reason=reason):
-                self._fail(self._by_name[name], ProcessState.RUNNING, "liveness.failed", reason)
+                self._crashes.came_up(self._by_name[name])
+                seconds = round(self._by_name[name].record.ready_after or 0.0, 3)
+                log.info("process.ready", process=name, probe=probe, seconds=seconds)
+            case ProbeFailed(process=name, reason=reason, liveness=liveness):
+                self._fail(self._by_name[name], reason, liveness=liveness)
             case StatusReported(process=name, text=text):
                 self._by_name[name].report_status(text)
             case ProcessExited(process=name, returncode=returncode):
@@ -205,13 +204,13 @@ class Supervisor:
                 if not self.shutting_down and process.state is ProcessState.RUNNING:
                     self._run_soon(self.restart_process(process, reason, counted=True))
 
-    def _fail(
-        self, process: ManagedProcess, expected: ProcessState, event: str, reason: str
-    ) -> None:
+    def _fail(self, process: ManagedProcess, reason: str, *, liveness: bool) -> None:
         """A failed probe: stop it through its own stop sequence; the exit is a failure, so the
         restart rules (and the budget) decide what follows."""
+        expected = ProcessState.RUNNING if liveness else ProcessState.STARTING
         if self.shutting_down or process.state is not expected:
             return
+        event = "liveness.failed" if liveness else "probe.timed_out"
         log.warning(event, process=process.name, reason=reason)
         stopping = process.begin_stop(process.spec.settings.grace_seconds, reason, failed=True)
         if stopping is not None:
@@ -280,6 +279,8 @@ class Supervisor:
         match decision:
             case Restart():
                 self._restart_dependents(process)
+            case GiveUp() if self._waits_for_change(process):
+                log.warning("watch.waiting", process=process.name, hint="fix it and save")
             case GiveUp():
                 if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
                     self._begin_shutdown(f"{process.name} gave up", cause=process)

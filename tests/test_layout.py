@@ -41,8 +41,9 @@ ALLOWED = {
     "output": {"base", "output"},
     "core": {"base", "output", "core"},
     "health": {"base", "output", "core", "health"},
+    "watch": {"base", "core", "watch"},
     "control": {"base", "project", "output", "core", "control"},
-    "cli": {"base", "project", "output", "core", "health", "control", "cli"},
+    "cli": {"base", "project", "output", "core", "health", "watch", "control", "cli"},
     "main": {"cli"},
 }
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from procrun import __version__
+from procrun.cli.oneoff import run_command
 from procrun.cli.remote import COMMANDS, socket_option, start_running
 from procrun.errors import EXIT_INTERRUPTED, ProcrunError, UsageError, exit_with
 from procrun.quoting import excerpt
@@ -48,15 +49,24 @@ def _parse_concurrency(values: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+class _PathList(click.Path):
+    """A repeatable path, or a list in its variable (`a:b`, as PATH), empty items dropped."""
+
+    def split_envvar_value(self, rv: str) -> Sequence[str]:
+        return [part for part in super().split_envvar_value(rv) if part]
+
+
 project_options = [
     click.option(
         "-f",
         "--procfile",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=Path("Procfile"),
-        show_default=True,
+        "procfiles",
+        type=_PathList(path_type=Path, dir_okay=False),
+        multiple=True,
+        default=[Path("Procfile")],
         envvar="PROCRUN_PROCFILE",
-        help="The Procfile to run.",
+        help="The Procfile to run [default: Procfile]; again to merge an overlay on top "
+        "(-f Procfile -f Procfile.dev). PROCRUN_PROCFILE: a list separated by ':'.",
     ),
     click.option(
         "-d",
@@ -75,10 +85,12 @@ project_options = [
     ),
     click.option(
         "--config",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
+        "configs",
+        type=_PathList(path_type=Path, dir_okay=False),
+        multiple=True,
         envvar="PROCRUN_CONFIG",
-        help="Settings file [default: procrun.toml, else [tool.procrun] in pyproject.toml].",
+        help="Settings file [default: procrun.toml, else [tool.procrun] in pyproject.toml]; "
+        "again to merge an overlay on top. PROCRUN_CONFIG: a list separated by ':'.",
     ),
     click.option(
         "-c",
@@ -158,6 +170,20 @@ def cli() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also log state changes and reaped orphans (debug)."
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    envvar="PROCRUN_WATCH",
+    help="Development: restart each process whose watch = [...] files change (procrun.toml).",
+)
+@click.option(
+    "--watch-debounce",
+    default="100ms",
+    show_default=True,
+    envvar="PROCRUN_WATCH_DEBOUNCE",
+    metavar="DURATION",
+    help="With --watch: changes within this window are one restart.",
+)
 @socket_option
 @click.argument("names", nargs=-1)
 def start(
@@ -168,6 +194,8 @@ def start(
     output_format: str,
     timestamps: bool,
     verbose: bool,
+    watch: bool,
+    watch_debounce: str,
     socket: str | None,
     **project: Any,
 ) -> int | SupervisorExit:
@@ -176,7 +204,8 @@ def start(
     While this project's supervisor is running, `procrun start NAMES` asks it to start those
     processes (after `procrun stop NAMES`) instead.
     """
-    root = (project["root"] or project["procfile"].parent).resolve()
+    first = next(iter(project["procfiles"]), Path("Procfile"))  # PROCRUN_PROCFILE may be ":"
+    root = (project["root"] or first.parent).resolve()
     if names and _supervisor_running(socket, root):
         return start_running(socket, root, names)
 
@@ -184,7 +213,9 @@ def start(
 
     from procrun.cli.runner import StartOptions, run_start
     from procrun.output.eventlog import LogFormat
+    from procrun.project.values import parse_duration
 
+    debounce = parse_duration(watch_debounce, "--watch-debounce / PROCRUN_WATCH_DEBOUNCE")
     options = StartOptions(
         _project_options(project, only=names, run_release=not no_release, no_restart=no_restart),
         log_format=LogFormat(log_format or output_format),
@@ -192,6 +223,8 @@ def start(
         timestamps=timestamps,
         verbose=verbose,
         socket=socket,
+        watch=watch,
+        watch_debounce_seconds=debounce,
     )
     return SupervisorExit(asyncio.run(run_start(options)))
 
@@ -243,6 +276,7 @@ def _supervisor_running(socket: str | None, root: Path) -> bool:
 
 for command in COMMANDS:
     cli.add_command(command)
+cli.add_command(run_command(with_project_options, _project_options))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,6 +10,8 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -32,6 +34,9 @@ from procrun.settings import SupervisorOptions
 from procrun.supervisor import HANDLED_SIGNALS, Supervisor
 from procrun.undertaker import Undertaker
 
+if TYPE_CHECKING:
+    from procrun.watch.watcher import FileWatcher
+
 EXIT_FLUSH_SECONDS = 5.0
 """How long procrun waits at exit for the last output to reach a slow stdout reader."""
 
@@ -46,6 +51,8 @@ class StartOptions:
     timestamps: bool = False
     verbose: bool = False
     socket: str | None = None
+    watch: bool = False
+    watch_debounce_seconds: float = 0.1
 
 
 async def run_start(options: StartOptions) -> int:
@@ -55,6 +62,10 @@ async def run_start(options: StartOptions) -> int:
         loop, HANDLED_SIGNALS, lambda sig: queue.put_nowait(SignalReceived(sig))
     ):
         project = load_project(options.project, os.environ)
+        if options.watch:
+            from procrun.watch.watcher import import_watchfiles
+
+            import_watchfiles()
         colour = use_colour(sys.stdout.isatty(), os.environ)
         style = OutputStyle(colour=colour, timestamps=options.timestamps, json=options.json_output)
         sink = await open_stdout_sink()
@@ -92,6 +103,7 @@ async def run_start(options: StartOptions) -> int:
                 shutdown_timeout_seconds=project.shutdown_timeout,
                 on_give_up=project.on_give_up,
                 force_kill_seconds=project.config.force_kill_after_seconds,
+                watching=options.watch,
             ),
             observer=health,
         )
@@ -106,9 +118,13 @@ async def run_start(options: StartOptions) -> int:
             if notifier is not None:
                 ping = sdnotify.watchdog_interval(os.environ, os.getpid())
                 reporting = asyncio.ensure_future(sdnotify.report(notifier, supervisor, ping))
+            watcher, watching = _watch(options, project.root, supervisor)
             try:
                 returncode = await supervisor.run()
             finally:
+                if watcher is not None and watching is not None:
+                    await watcher.stop()
+                    await watching
                 await health.close()
             if reporting is not None:
                 reporting.cancel()
@@ -120,3 +136,20 @@ async def run_start(options: StartOptions) -> int:
         log.info("procrun.exited", returncode=returncode)
         await relay.close(EXIT_FLUSH_SECONDS)
         return returncode
+
+
+def _watch(
+    options: StartOptions, root: Path, supervisor: Supervisor
+) -> tuple[FileWatcher | None, asyncio.Future[None] | None]:
+    """`--watch`: the file watcher, running (watchfiles is imported only now)."""
+    log = structlog.get_logger()
+    if not options.watch:
+        return None, None
+    from procrun.watch.watcher import FileWatcher, watch_rules
+
+    rules = watch_rules(root, supervisor)
+    if not rules.watching:
+        log.warning("watch.nothing", hint='no process sets watch = ["..."] in procrun.toml')
+        return None, None
+    watcher = FileWatcher(supervisor, rules, options.watch_debounce_seconds)
+    return watcher, asyncio.ensure_future(watcher.run())

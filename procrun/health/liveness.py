@@ -1,7 +1,7 @@
 """Liveness: is a running process still doing its job? A polled probe (exec, http, tcp) runs every
-`every`; `failures` failures in a row post LivenessFailed with the last result, and the supervisor
-restarts the process through its own stop sequence, as a failure. A watchdog probe expects an
-sd_notify WATCHDOG=1 at least once per period instead."""
+`every`; `failures` failures in a row post a liveness ProbeFailed with the last result, and the
+supervisor restarts the process through its own stop sequence, as a failure. A watchdog probe
+expects an sd_notify WATCHDOG=1 at least once per period instead."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, MutableMapping
 
 import structlog
 
-from procrun.events import Event, LivenessFailed
+from procrun.events import Event, ProbeFailed
 from procrun.health.probes import Children, check_once
 from procrun.process import ManagedProcess
 from procrun.settings import LivenessProbe, ProbeKind
@@ -25,13 +25,13 @@ async def watch_liveness(
     pings: MutableMapping[str, Callable[[], None]],
     children: Children,
 ) -> None:
-    """Until cancelled (the run ends) or the probe has failed: then LivenessFailed is posted.
+    """Until cancelled (the run ends) or the probe has failed: then ProbeFailed is posted.
     `children` reaps an exec probe's shell."""
     if alive.probe.kind is ProbeKind.WATCHDOG:
         reason = await _watch_pings(process.name, alive.probe.timeout_seconds, pings)
     else:
         reason = await _poll(process, alive, children)
-    post(LivenessFailed(process.name, reason))
+    post(ProbeFailed(process.name, reason, liveness=True))
 
 
 async def _watch_pings(

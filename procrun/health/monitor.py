@@ -6,7 +6,7 @@ polled kinds (tcp, http, exec) back off from 10 ms to `interval`, and try again 
 process writes output (servers say when they listen). The first success posts
 ProcessReady; nothing more runs once it is ready, so an idle formation makes no wake-ups. Once it
 runs, a liveness probe (if any) checks it every so often; `failures` failures in a row post
-LivenessFailed. Any change of state that ends a run cancels what watched it. The supervisor
+ProbeFailed. Any change of state that ends a run cancels what watched it. The supervisor
 decides everything else (the ready timeout, the restart).
 """
 

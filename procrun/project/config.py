@@ -1,20 +1,26 @@
 """procrun.toml, or [tool.procrun] in pyproject.toml -> Config -> the settings of each process type.
 
-Which file: the one named explicitly; else `procrun.toml` in the project directory; else the
-`[tool.procrun]` table of its `pyproject.toml`; else built-in defaults. When procrun.toml exists it
-is the only file used, even if pyproject.toml has a [tool.procrun] table too (Config.shadowed then
-names pyproject.toml so the CLI can warn that it is ignored).
+Which files: those named explicitly (`--config a.toml --config b.toml`, merged in that order);
+else `procrun.toml` in the project directory; else the `[tool.procrun]` table of its
+`pyproject.toml`; else built-in defaults. When procrun.toml exists it is the only file used, even
+if pyproject.toml has a [tool.procrun] table too (Config.shadowed then names pyproject.toml so the
+CLI can warn that it is ignored).
 
-Everything is validated while loading, with file:line in each message, so settings_for cannot fail;
-only depends_on needs the Procfile: it is checked when the formation is built (dependencies.py).
+Merging: a later file wins key by key. Top-level keys replace; within [defaults] and each
+[processes.<name>] each key replaces, except `env`, merged variable by variable. settings_for then
+applies the merged tables as it would one file's.
+
+Everything is validated while loading, each file on its own with file:line in each message
+(configfile.py), so settings_for cannot fail; only depends_on needs the Procfile: it is checked,
+against the merged Procfile and the merged settings, when the formation is built
+(dependencies.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,18 +28,18 @@ from typing import Any
 
 from procrun.errors import ConfigError
 from procrun.project.celery_worker import is_celery_worker
-from procrun.project.healthkeys import HEALTH_KEYS, DeclaredDependencies
-from procrun.project.processkeys import PROCESS_KEYS, choice, show_value
-from procrun.project.procfile import (
-    PROCESS_NAME_PATTERN,
-    RELEASE_PROCESS,
-    Procfile,
-    is_valid_process_name,
+from procrun.project.configfile import (
+    PYPROJECT_TABLE,
+    ConfigLayer,
+    Overrides,
+    read_layer,
+    table_at,
 )
+from procrun.project.healthkeys import DeclaredDependencies
+from procrun.project.procfile import RELEASE_PROCESS, Procfile
 from procrun.project.stackdefaults import stack_default
+from procrun.project.textfile import no_such_file
 from procrun.project.tomlfile import KeyPath, TomlFile, read_toml
-from procrun.project.values import parse_duration
-from procrun.quoting import did_you_mean, excerpt
 from procrun.settings import (
     CELERY_WORKER_GRACE_SECONDS,
     DEFAULT_FORCE_KILL_SECONDS,
@@ -43,10 +49,6 @@ from procrun.settings import (
 
 CONFIG_FILE_NAME = "procrun.toml"
 PYPROJECT_FILE_NAME = "pyproject.toml"
-_PYPROJECT_TABLE: KeyPath = ("tool", "procrun")
-
-Overrides = Mapping[str, object]
-"""Validated ProcessSettings field values from one table, e.g. {"grace_seconds": 20.0}."""
 
 
 def _no_overrides() -> Overrides:
@@ -57,10 +59,14 @@ def _no_processes() -> Mapping[str, Overrides]:
     return MappingProxyType({})
 
 
+def _no_tables() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Config:
-    source: Path | None = None
-    """The file the settings came from; None when procrun runs on defaults."""
+    sources: tuple[Path, ...] = ()
+    """The files the settings came from, in merge order; none when procrun runs on defaults."""
     shutdown_timeout_seconds: float | None = None
     platform_deadline_seconds: float | None = None
     on_give_up: GiveUpPolicy = GiveUpPolicy.SHUTDOWN
@@ -68,33 +74,73 @@ class Config:
     """A forced stop (second Ctrl-C): from the last signal it sends now to the SIGKILL."""
     defaults: Overrides = field(default_factory=_no_overrides)
     processes: Mapping[str, Overrides] = field(default_factory=_no_processes)
+    tables: Mapping[str, str] = field(default_factory=_no_tables)
+    """Process name -> `procrun.toml:12`: where the first file to have its table has it."""
     shadowed: Path | None = None
     """A pyproject.toml whose [tool.procrun] table is ignored because procrun.toml exists."""
 
 
-def load_config(directory: Path, explicit: Path | None = None) -> Config:
-    """The Config for the project in `directory`, or from `explicit` (a missing one is an error;
-    one named pyproject.toml is read for its [tool.procrun] table)."""
-    if explicit is not None:
-        file = read_toml(explicit)
-        if file is None:
-            raise ConfigError(f"config file not found: {explicit.absolute()}")
-        root = _PYPROJECT_TABLE if explicit.name == PYPROJECT_FILE_NAME else ()
-        config = _config(file, root)
-        if config is None:
-            raise ConfigError(f"{explicit}: no [tool.procrun] table")
-        return config
+def load_config(directory: Path, *explicit: Path) -> Config:
+    """The Config for the project in `directory`, or from the `explicit` files merged in order (a
+    missing one is an error; one named pyproject.toml is read for its [tool.procrun] table)."""
+    if explicit:
+        return merge_layers([_explicit_layer(path) for path in explicit])
     file = read_toml(directory / CONFIG_FILE_NAME)
     if file is not None:
-        config = _Reader(file, ()).config(file.data)
+        config = merge_layers(_layers(file, ()))
         return dataclasses.replace(config, shadowed=_shadowed(directory / PYPROJECT_FILE_NAME))
     pyproject = directory / PYPROJECT_FILE_NAME
     # A pyproject.toml that never mentions procrun is someone else's file: do not fail on it.
     if not _mentions_procrun(pyproject):
         return Config()
     file = read_toml(pyproject)
-    config = _config(file, _PYPROJECT_TABLE) if file is not None else None
-    return config or Config()
+    return merge_layers(_layers(file, PYPROJECT_TABLE)) if file is not None else Config()
+
+
+def _layers(file: TomlFile, root: KeyPath) -> list[ConfigLayer]:
+    layer = read_layer(file, root)
+    return [layer] if layer is not None else []
+
+
+def _explicit_layer(path: Path) -> ConfigLayer:
+    file = read_toml(path)
+    if file is None:
+        raise no_such_file(path, "--config")
+    layer = read_layer(file, PYPROJECT_TABLE if path.name == PYPROJECT_FILE_NAME else ())
+    if layer is None:
+        raise ConfigError(f"{path}: no [tool.procrun] table")
+    return layer
+
+
+def merge_layers(layers: Sequence[ConfigLayer]) -> Config:
+    """One Config from the layers of several files, later ones winning (see the module note)."""
+    top: dict[str, Any] = {}  # Any: each value was type-checked for its field when read
+    defaults: dict[str, object] = {}
+    processes: dict[str, dict[str, object]] = {}
+    tables: dict[str, str] = {}
+    for layer in layers:
+        top.update(layer.top)
+        _merge_table(defaults, layer.defaults)
+        for name, overrides in layer.processes.items():
+            _merge_table(processes.setdefault(name, {}), overrides)
+            tables.setdefault(name, layer.tables[name])
+    return Config(
+        sources=tuple(layer.source for layer in layers),
+        defaults=MappingProxyType(defaults),
+        processes=MappingProxyType(
+            {name: MappingProxyType(table) for name, table in processes.items()}
+        ),
+        tables=MappingProxyType(tables),
+        **top,
+    )
+
+
+def _merge_table(into: dict[str, object], overrides: Overrides) -> None:
+    for key, value in overrides.items():
+        earlier = into.get(key)
+        if key == "env" and isinstance(earlier, Mapping) and isinstance(value, Mapping):
+            value = MappingProxyType({**earlier, **value})
+        into[key] = value
 
 
 def settings_for(name: str, command: str, config: Config) -> ProcessSettings:
@@ -164,135 +210,4 @@ def _shadowed(pyproject: Path) -> Path | None:
         file = read_toml(pyproject)
     except ConfigError:  # not ours to report: procrun.toml is the file in use
         return None
-    return pyproject if file is not None and _table_at(file.data, _PYPROJECT_TABLE) else None
-
-
-def _table_at(data: Mapping[str, object], root: KeyPath) -> object:
-    table: object = data
-    for part in root:
-        table = table.get(part) if isinstance(table, dict) else None
-    return table
-
-
-def _config(file: TomlFile, root: KeyPath) -> Config | None:
-    """The Config in table `root` of `file`; None when there is no such table."""
-    table = _table_at(file.data, root)
-    if table is None:
-        return None
-    return _Reader(file, root).config(table)
-
-
-# --- validation ----------------------------------------------------------------------------
-
-_TOP_LEVEL_KEYS = (
-    "defaults",
-    "force_kill_after",
-    "on_give_up",
-    "platform_deadline",
-    "processes",
-    "shutdown_timeout",
-)
-
-
-def _label(path: KeyPath) -> str:
-    """`[processes.web]`, quoting parts as TOML would (bare keys allow process-name characters)."""
-    parts = (p if is_valid_process_name(p) else json.dumps(p, ensure_ascii=False) for p in path)
-    return f"[{'.'.join(parts)}]"
-
-
-@dataclass(frozen=True)
-class _Reader:
-    """Validates one file's settings table; knows how to name a key's position in messages."""
-
-    file: TomlFile
-    root: KeyPath
-
-    def where(self, key: KeyPath) -> str:
-        line = self.file.line_of(self.root + key, self.root)
-        return f"{self.file.path}:{line}" if line is not None else str(self.file.path)
-
-    def what(self, key: KeyPath) -> str:
-        """`procrun.toml:9: grace`, or `procrun.toml: processes.web.grace` with no line."""
-        if self.file.line_of(self.root + key, self.root) is not None:
-            return f"{self.where(key)}: {key[-1]}"
-        return f"{self.file.path}: {'.'.join(self.root + key)}"
-
-    def config(self, value: object) -> Config:
-        table = self.table(value, ())
-        self.check_keys(table, (), _TOP_LEVEL_KEYS)
-        timeout = None
-        if "shutdown_timeout" in table:
-            timeout = parse_duration(table["shutdown_timeout"], self.what(("shutdown_timeout",)))
-        deadline = None
-        if "platform_deadline" in table:
-            deadline = parse_duration(table["platform_deadline"], self.what(("platform_deadline",)))
-        force_kill = DEFAULT_FORCE_KILL_SECONDS
-        if "force_kill_after" in table:
-            force_kill = parse_duration(table["force_kill_after"], self.what(("force_kill_after",)))
-        on_give_up = GiveUpPolicy.SHUTDOWN
-        if "on_give_up" in table:
-            on_give_up = choice(GiveUpPolicy, table["on_give_up"], self.what(("on_give_up",)))
-        processes = self.table(table.get("processes", {}), ("processes",))
-        for name in processes:
-            if not is_valid_process_name(name):
-                raise ConfigError(
-                    f'{self.where(("processes", name))}: invalid process name "{excerpt(name)}": '
-                    f'use only letters, digits, "_" and "-" ({PROCESS_NAME_PATTERN})'
-                )
-        return Config(
-            source=self.file.path,
-            shutdown_timeout_seconds=timeout,
-            platform_deadline_seconds=deadline,
-            on_give_up=on_give_up,
-            force_kill_after_seconds=force_kill,
-            defaults=self.overrides(table.get("defaults", {}), ("defaults",)),
-            processes=MappingProxyType(
-                {
-                    name: self.overrides(item, ("processes", name))
-                    for name, item in processes.items()
-                }
-            ),
-        )
-
-    def table(self, value: object, key: KeyPath) -> dict[str, object]:
-        if isinstance(value, dict):
-            return value
-        if key:
-            raise ConfigError(f"{self.what(key)} must be a table, got {show_value(value)}")
-        # Only [tool.procrun] itself can be something else: a TOML document is always a table.
-        raise ConfigError(
-            f"{self.where(key)}: {_label(self.root)} must be a table, got {show_value(value)}"
-        )
-
-    def check_keys(self, table: Mapping[str, object], key: KeyPath, valid: tuple[str, ...]) -> None:
-        for name in table:
-            if name not in valid:
-                table_path = self.root + key
-                place = f"in {_label(table_path)}" if table_path else "at the top level"
-                raise ConfigError(
-                    f'{self.where((*key, name))}: unknown key "{excerpt(name)}" {place}'
-                    f"{did_you_mean(name, valid)}; valid keys: {', '.join(valid)}"
-                )
-
-    def overrides(self, value: object, key: KeyPath) -> Overrides:
-        table = self.table(value, key)
-        valid = tuple(_KEYS)
-        if key == ("defaults",):
-            # Every process, the dependency included, would depend on it.
-            if "depends_on" in table:
-                raise ConfigError(
-                    f"{self.what((*key, 'depends_on'))} belongs in [processes.<name>], "
-                    "not [defaults]"
-                )
-            valid = tuple(name for name in valid if name != "depends_on")
-        self.check_keys(table, key, valid)
-        base = self.file.path.parent
-        return MappingProxyType(
-            {
-                _KEYS[name][0]: _KEYS[name][1](item, self.what((*key, name)), base)
-                for name, item in table.items()
-            }
-        )
-
-
-_KEYS = dict(sorted({**PROCESS_KEYS, **HEALTH_KEYS}.items()))
+    return pyproject if file is not None and table_at(file.data, PYPROJECT_TABLE) else None

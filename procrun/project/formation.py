@@ -69,7 +69,7 @@ def build_formation(
     # Here rather than in load_config: only now is the Procfile known.
     check_dependencies(procfile, config)
 
-    builder = _InstanceBuilder(procfile, environ, real_keys, directory, base_port)
+    builder = _InstanceBuilder(environ, real_keys, directory, base_port)
     release: ProcessSpec | None = None
     processes: list[ProcessSpec] = []
     for type_index, entry in enumerate(procfile.entries):
@@ -105,7 +105,6 @@ def _check_known(procfile: Procfile, names: Sequence[str] | Mapping[str, int]) -
 
 @dataclass(frozen=True)
 class _InstanceBuilder:
-    procfile: Procfile
     environ: Mapping[str, str]
     real_keys: Set[str]
     directory: Path
@@ -138,5 +137,5 @@ class _InstanceBuilder:
             env=MappingProxyType(env),
             cwd=settings.cwd or self.directory,
             settings=settings,
-            source=f"{self.procfile.path}:{entry.line}",
+            source=entry.source,
         )

@@ -18,7 +18,7 @@ from procrun.project.dependencies import waves_of
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 from procrun.project.formation import Formation, build_formation
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
-from procrun.project.procfile import RELEASE_PROCESS, Procfile, load_procfile
+from procrun.project.procfile import DEFAULT_PROCFILE, RELEASE_PROCESS, Procfile, load_procfiles
 from procrun.project.programs import busy_port_warnings, check_programs
 from procrun.project.stackdefaults import stack_default
 from procrun.project.values import parse_duration
@@ -30,10 +30,12 @@ from procrun.settings import POLLED_PROBES, GiveUpPolicy, Probe, ProbeKind, Proc
 class ProjectOptions:
     """What the command line says about the project: which files, which processes, how many."""
 
-    procfile: Path = Path("Procfile")
+    procfiles: tuple[Path, ...] = (DEFAULT_PROCFILE,)
+    """The Procfile, then the overlays merged on top of it, in order."""
     root: Path | None = None
     env_files: tuple[Path, ...] = ()
-    config: Path | None = None
+    configs: tuple[Path, ...] = ()
+    """Settings files merged in order; none: procrun.toml or pyproject.toml in the root."""
     counts: Mapping[str, int] = field(default_factory=dict)
     only: tuple[str, ...] = ()
     shutdown_timeout: str | None = None
@@ -41,6 +43,8 @@ class ProjectOptions:
     base_port: int = 5000
     run_release: bool = True
     no_restart: bool = False
+    check_programs: bool = True
+    """Fail when a command's program is missing (`procrun run` leaves that to the exec)."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,11 @@ class Project:
     def describe(self) -> list[str]:
         """The resolved formation and settings, for `procrun check`."""
         deadline = "none" if self.shutdown_timeout is None else f"{self.shutdown_timeout:g} s"
+        sources = ", ".join(map(str, self.config.sources)) or "defaults (no procrun.toml)"
         lines = [
-            f"Procfile: {self.procfile.path}",
-            f"settings: {self.config.source or 'defaults (no procrun.toml)'}",
+            f"Procfile: {', '.join(map(str, self.procfile.paths))}",
+            *(f"removed: {r.name} ({r.source}, was {r.removed})" for r in self.procfile.removals),
+            f"settings: {sources}",
             f"shutdown deadline: {deadline}; on give-up: {self.on_give_up}; "
             f"platform: {describe_platform(self.platform)}",
         ]
@@ -109,8 +115,10 @@ class Project:
             if s.second_signal is not None and s.second_signal != s.stop_signal:
                 grace += f" ({s.second_signal.name} {second_signal_margin(s, capped):g} s before)"
         kind = "one-shot" if s.oneshot else f"restart {s.restart}"
+        entry = self.procfile.get(spec.kind)
+        replaced = f", replaces {entry.replaces}" if entry and entry.replaces else ""
         return (
-            f"{spec.name}: {spec.command}\n"
+            f"{spec.name}: {spec.command} ({spec.source}{replaced})\n"
             f"    {grace}; {kind}, "
             f"max {s.max_restarts} restarts in {s.restart_window_seconds:g} s; "
             f"PORT={spec.env.get('PORT', '-')}; cwd {spec.cwd}"
@@ -143,6 +151,9 @@ def _describe_health(spec: ProcessSpec) -> list[str]:
                 f"timeout {probe.timeout_seconds:g} s, {failures}"
             )
         lines.append(f"    alive: {alive} ({probe.origin})")
+    if s.watch:
+        ignoring = f", not {', '.join(s.watch_ignore)}" if s.watch_ignore else ""
+        lines.append(f"    watch (with --watch): {', '.join(s.watch)}{ignoring}")
     if s.depends_on:
         wanted = ", ".join(f"{name} ({condition})" for name, condition in s.depends_on.items())
         with_them = "; restarted when a dependency restarts" if s.restart_with else ""
@@ -160,9 +171,9 @@ def _describe_probe(probe: Probe) -> str:
 def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project:
     if options.root is not None and not options.root.is_dir():
         raise UsageError(f"-d/--root: no such directory: {options.root.absolute()}")
-    procfile = load_procfile(options.procfile)
-    root = (options.root or options.procfile.parent).resolve()
-    config = load_config(root, options.config)
+    procfile = load_procfiles(options.procfiles)
+    root = (options.root or procfile.path.parent).resolve()
+    config = load_config(root, *options.configs)
     dotenv_paths = options.env_files or (root / ".env",)
     dotenv = load_env_files(dotenv_paths, required=bool(options.env_files))
     merged = merge_environment(environ, dotenv)
@@ -189,13 +200,13 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     else:
         timeout = config.shutdown_timeout_seconds
     warnings = [
-        f'{config.source}: settings for "{name}", which the Procfile does not define'
+        f'{config.tables[name]}: settings for "{name}", which the Procfile does not define'
         f"{did_you_mean(name, procfile.names)}"
         for name in unknown_process_names(config, procfile)
     ]
     if config.shadowed is not None:
         warnings.append(
-            f"{config.shadowed}: [tool.procrun] is ignored because {config.source} exists"
+            f"{config.shadowed}: [tool.procrun] is ignored because {config.sources[0]} exists"
         )
     if options.platform_deadline is not None:
         stated: float | None = parse_duration(
@@ -229,7 +240,8 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
     if (platform is not None and platform != DOCKER.name) or stated is not None:
         start_warnings += grace_warnings(formation, timeout, platform, stated, include_cuts=False)
     # Last: every mistake in the files and options is reported before a missing program.
-    check_programs([*([formation.release] if formation.release else []), *formation.processes])
+    if options.check_programs:
+        check_programs([*([formation.release] if formation.release else []), *formation.processes])
     return Project(
         root,
         procfile,

@@ -75,6 +75,19 @@ def _boolean(value: object, what: str, base: Path) -> bool:
     return value
 
 
+def _patterns(value: object, what: str, base: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(
+            f'{what} must be a list of file patterns like ["app/**/*.py", "templates/"], '
+            f"got {show_value(value)}"
+        )
+    if any("\0" in item for item in value):
+        raise ConfigError(f"{what} contains a NUL character")
+    return tuple(value)
+
+
 def _size(value: object, what: str, base: Path) -> int:
     return parse_size(value, what)
 
@@ -127,4 +140,6 @@ PROCESS_KEYS: dict[str, tuple[str, Convert]] = {
     "second_signal": ("second_signal", _second_signal),
     "second_signal_margin": ("second_signal_margin_seconds", _duration),
     "stop_signal": ("stop_signal", _signal),
+    "watch": ("watch", _patterns),
+    "watch_ignore": ("watch_ignore", _patterns),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from procrun.errors import ConfigError
+from procrun.quoting import closest, one_line
 
 UTF8_HINT = "save it as UTF-8"
 
@@ -31,3 +32,18 @@ def read_text(path: Path, kind: str, *, utf8_hint: str = UTF8_HINT) -> str | Non
         raise ConfigError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); {utf8_hint}"
         ) from None
+
+
+def similar_file(path: Path) -> str:
+    """`; did you mean "Procfile.dev"?` when a file beside `path` has a name close to its own."""
+    try:
+        names = [entry.name for entry in path.parent.iterdir() if entry.is_file()]
+    except OSError:
+        return ""
+    close = closest(path.name, names)
+    return f'; did you mean "{one_line(str(path.parent / close))}"?' if close else ""
+
+
+def no_such_file(path: Path, option: str) -> ConfigError:
+    """The error for a file named by `option` (`-f/--procfile`) that does not exist."""
+    return ConfigError(f"{option}: no such file: {path.absolute()}{similar_file(path)}")

@@ -1,5 +1,6 @@
 """`make run`, the README's front door: on a machine with redis-server it brings up the whole
-system from Procfile.dev (its own Redis included); without it, it says what to install."""
+system, the Procfile with the development overlays on top (Procfile.dev's own Redis included, the
+worker and Beat started once it is ready); without it, it says what to install."""
 
 from __future__ import annotations
 
@@ -68,6 +69,12 @@ class Make:
             if regex.search(line):
                 return
 
+    def index_of(self, pattern: str) -> int:
+        """Where the first line matching `pattern` came in make's output (waiting for it)."""
+        self.wait_for_line(pattern)
+        regex = re.compile(pattern)
+        return next(i for i, line in enumerate(self.seen) if regex.search(line))
+
     def close(self) -> None:
         if self.proc.poll() is None:
             for pid in children_of(self.proc.pid):
@@ -103,6 +110,13 @@ def test_make_run_brings_up_web_worker_beat_and_redis(socket_dir: Path) -> None:
         make.wait_for_line(rf"web\.1 .*Listening at: http://0\.0\.0\.0:{port}\b")
         make.wait_for_line(r"worker\.1 .*celery@\S+ ready")
         make.wait_for_line(r"beat\.1 .*beat: Acquired lock")
+        # procrun.dev.toml: the worker and Beat depend on Procfile.dev's redis, whose readiness
+        # is its own "Ready to accept connections" line; the lines come in the order procrun
+        # wrote them.
+        redis_ready = make.index_of(r"process\.ready .*process=redis\.1\b")
+        for name in ("worker", "beat"):
+            spawned = make.index_of(rf"process\.spawned .*process={name}\.1\b")
+            assert redis_ready < spawned, f"{name}.1 started before redis.1 was ready"
         base = f"http://127.0.0.1:{port}"
         assert http("GET", f"{base}/health").status == 200
         job = post_json(f"{base}/jobs", {"seconds": 0, "job_id": "from-make-run"})

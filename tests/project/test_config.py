@@ -49,9 +49,9 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def error_of(directory: Path, explicit: Path | None = None) -> str:
+def error_of(directory: Path, *explicit: Path) -> str:
     with pytest.raises(ConfigError) as info:
-        load_config(directory, explicit)
+        load_config(directory, *explicit)
     return str(info.value)
 
 
@@ -71,7 +71,7 @@ def test_procrun_toml(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     path = write(tmp_path, "procrun.toml", FULL)
     config = load_config(tmp_path)
-    assert config.source == path
+    assert config.sources == (path,)
     assert config.shutdown_timeout_seconds == 25.0
     assert config.on_give_up is GiveUpPolicy.CONTINUE
     assert config.defaults == {"grace_seconds": 20.0, "env": {"SHARED": "yes", "LEVEL": "info"}}
@@ -90,7 +90,7 @@ def test_force_kill_after(tmp_path: Path) -> None:
 
 def test_empty_procrun_toml(tmp_path: Path) -> None:
     path = write(tmp_path, "procrun.toml", "# nothing yet\n")
-    assert load_config(tmp_path) == Config(source=path)
+    assert load_config(tmp_path) == Config(sources=(path,))
 
 
 def test_pyproject_table(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_pyproject_table(tmp_path: Path) -> None:
         '[tool.procrun.processes.web]\ngrace = "5s"\n',
     )
     config = load_config(tmp_path)
-    assert config.source == path
+    assert config.sources == (path,)
     assert config.shutdown_timeout_seconds == 20.0
     assert config.processes == {"web": {"grace_seconds": 5.0}}
 
@@ -125,7 +125,7 @@ def test_procrun_toml_wins_over_pyproject(tmp_path: Path) -> None:
     toml = write(tmp_path, "procrun.toml", "shutdown_timeout = 10\n")
     pyproject = write(tmp_path, "pyproject.toml", "[tool.procrun]\nshutdown_timeout = 99\n")
     config = load_config(tmp_path)
-    assert (config.source, config.shutdown_timeout_seconds) == (toml, 10.0)
+    assert (config.sources, config.shutdown_timeout_seconds) == ((toml,), 10.0)
     assert config.shadowed == pyproject
 
 
@@ -139,7 +139,7 @@ def test_explicit_file(tmp_path: Path) -> None:
     write(tmp_path, "procrun.toml", "shutdown_timeout = 10\n")
     other = write(tmp_path, "staging.toml", "shutdown_timeout = 5\n")
     config = load_config(tmp_path, other)
-    assert (config.source, config.shutdown_timeout_seconds) == (other, 5.0)
+    assert (config.sources, config.shutdown_timeout_seconds) == ((other,), 5.0)
 
 
 def test_explicit_pyproject(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_explicit_pyproject_without_table(tmp_path: Path) -> None:
 def test_explicit_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     message = error_of(tmp_path, Path("conf/procrun.toml"))
-    assert message == f"config file not found: {tmp_path / 'conf/procrun.toml'}"
+    assert message == f"--config: no such file: {tmp_path / 'conf/procrun.toml'}"
 
 
 def test_bom_and_crlf(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_nesting_too_deep(tmp_path: Path) -> None:
 DEFAULTS_KEYS = (
     "alive, backoff, backoff_max, count, cwd, env, grace, interval, max_memory, max_memory_for, "
     "max_restarts, min_uptime, oneshot, ready, ready_timeout, restart, restart_window, "
-    "restart_with, second_signal, second_signal_margin, stop_signal"
+    "restart_with, second_signal, second_signal_margin, stop_signal, watch, watch_ignore"
 )
 VALID_KEYS = DEFAULTS_KEYS.replace("cwd, ", "cwd, depends_on, ")
 
@@ -468,6 +468,8 @@ _TOML_VALUES = {
     "ready": ['{ tcp = "127.0.0.1:$PORT" }', "false", "true", '{ tpc = "x" }', '{ log = "(" }'],
     "ready_timeout": _DURATIONS,
     "interval": ['"0s"', '"250ms"'],
+    "watch": ['["app/**/*.py"]', '"*.py"', "[1]", '[""]'],
+    "watch_ignore": ['["*_test.py"]', "true"],
     "alive": ['{ exec = "true", every = "10s" }', '{ watchdog = "30s" }', '{ log = "x" }'],
     "depends_on": ['["web"]', '{ web = "ready" }', '{ web = "done" }', '"web"'],
     "restart_with": ["true", "1"],

@@ -25,25 +25,27 @@ def test_entries_in_order_with_line_numbers() -> None:
     procfile = parse("# comment\nweb: gunicorn app:app\n\nworker: celery -A proj worker\n")
     assert procfile.path == PROCFILE
     assert procfile.entries == (
-        ProcfileEntry("web", "gunicorn app:app", 2),
-        ProcfileEntry("worker", "celery -A proj worker", 4),
+        ProcfileEntry("web", "gunicorn app:app", 2, PROCFILE),
+        ProcfileEntry("worker", "celery -A proj worker", 4, PROCFILE),
     )
     assert procfile.names == ("web", "worker")
 
 
 def test_get() -> None:
     procfile = parse("web: a\nworker: b\n")
-    assert procfile.get("worker") == ProcfileEntry("worker", "b", 2)
+    assert procfile.get("worker") == ProcfileEntry("worker", "b", 2, PROCFILE)
     assert procfile.get("beat") is None
 
 
 def test_whitespace_around_name_and_command_is_trimmed() -> None:
     procfile = parse("  web :   gunicorn app:app --bind 0.0.0.0:$PORT  \n\t# indented comment\n")
-    assert procfile.entries == (ProcfileEntry("web", "gunicorn app:app --bind 0.0.0.0:$PORT", 1),)
+    assert procfile.entries == (
+        ProcfileEntry("web", "gunicorn app:app --bind 0.0.0.0:$PORT", 1, PROCFILE),
+    )
 
 
 def test_no_space_after_colon() -> None:
-    assert parse("web:gunicorn").entries == (ProcfileEntry("web", "gunicorn", 1),)
+    assert parse("web:gunicorn").entries == (ProcfileEntry("web", "gunicorn", 1, PROCFILE),)
 
 
 def test_name_characters() -> None:
@@ -53,14 +55,16 @@ def test_name_characters() -> None:
 def test_crlf_and_bom() -> None:
     procfile = parse("\ufeffweb: gunicorn app:app\r\n\r\nworker: celery worker\r\n")
     assert procfile.entries == (
-        ProcfileEntry("web", "gunicorn app:app", 1),
-        ProcfileEntry("worker", "celery worker", 3),
+        ProcfileEntry("web", "gunicorn app:app", 1, PROCFILE),
+        ProcfileEntry("worker", "celery worker", 3, PROCFILE),
     )
 
 
 def test_form_feed_does_not_shift_line_numbers() -> None:
     # str.splitlines() would count the form feed as a line break; editors do not.
-    assert parse("web: a\x0cb\nworker: c\n").get("worker") == ProcfileEntry("worker", "c", 2)
+    assert parse("web: a\x0cb\nworker: c\n").get("worker") == ProcfileEntry(
+        "worker", "c", 2, PROCFILE
+    )
 
 
 def test_line_without_colon() -> None:
@@ -130,7 +134,7 @@ def test_no_entries(text: str) -> None:
 def test_load(tmp_path: Path) -> None:
     path = tmp_path / "Procfile"
     path.write_bytes(b"\xef\xbb\xbfweb: gunicorn\r\n")
-    assert load_procfile(path) == Procfile(path, (ProcfileEntry("web", "gunicorn", 1),))
+    assert load_procfile(path) == Procfile(path, (ProcfileEntry("web", "gunicorn", 1, path),))
 
 
 def test_load_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,7 +175,7 @@ _COMMANDS = (
         min_size=1,
     )
     .map(str.strip)
-    .filter(bool)
+    .filter(lambda command: command not in ("", "~"))  # `name: ~` removes an earlier entry
 )
 
 
