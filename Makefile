@@ -38,9 +38,10 @@ lint: venv
 	$(BIN)/ruff format --check procrun tests app bench
 	$(BIN)/mypy
 
-# Three workers: the tests mostly wait on real processes, so two cores carry three at once.
+# Three workers: the tests mostly wait on real processes, so two cores carry three at once; the
+# reference app's formations run one at a time (tests/conftest.py).
 test: lint
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 # The seeded fault soak (tests/reliability/soak.py) beyond CI's 20 cycles: the reference app and
 # misbehaving children through random faults, a SIGTERM per cycle; a failure names its seed.

@@ -130,7 +130,10 @@ def test_the_app_rides_out_a_redis_restart(deployment: Deployment, tmp_path: Pat
             retrying = RetryingClient(app.base_url, during)
             retrying.start()
             assert retrying.first_failure.wait(DEADLINE_SECONDS)
-            app.wait_for_line(r"worker\.1 .*(Connection to broker lost|consumer: Cannot connect)")
+            app.wait_for_line(
+                r"worker\.1 .*(Connection to broker lost|consumer: Cannot connect)",
+                OUTAGE_GUARD_SECONDS,  # a hang guard: on a loaded machine Celery may take a while
+            )
         retrying.join(OUTAGE_GUARD_SECONDS)
         assert retrying.error is None, retrying.error
         assert retrying.failures > 0, "the outage was seen by the client"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -259,3 +260,73 @@ def test_an_https_probe_verifies_the_certificate_under_procrun_start(tmp_path: P
         pr.wait_for_line(r"process.ready .*probe='http https://localhost:\d+/' process=web.1")
         pr.signal(signal.SIGTERM)
         assert pr.wait() == 0
+
+
+# Sends WATCHDOG=1 every 50 ms until the trigger file exists, then stops pinging (hung).
+PINGER = """
+import os, pathlib, socket, sys, time
+trigger = pathlib.Path(sys.argv[1])
+print("pinging", os.getpid(), flush=True)
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+    while not trigger.exists():
+        s.sendto(b"WATCHDOG=1", os.environ["NOTIFY_SOCKET"])
+        time.sleep(0.05)
+print("hung", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_watchdog_probe_restarts_a_process_that_stops_pinging(tmp_path: Path) -> None:
+    pinger = write_script(tmp_path, "pinger.py", PINGER)
+    trigger = tmp_path / "hang-now"
+    toml = '[processes.app]\nalive = { watchdog = "0.5s" }\nmin_uptime = "0.1s"\ngrace = "2s"\n'
+    with Procrun(tmp_path, f"app: {child(pinger, str(trigger))}\n", toml=toml) as pr:
+        first = pr.wait_for_line(r"app.1 +\| pinging (\d+)").group(1)
+        pr.wait_for_line(r"process.running .*process=app.1")
+        trigger.touch()
+        pr.wait_for_line(r"app.1 +\| hung")
+        pr.wait_for_line(r"liveness.failed .*process=app.1 reason='no WATCHDOG=1 for 0.5 s'")
+        pr.wait_for_line(r"process.restarting .*process=app.1")
+        trigger.unlink()
+        assert pr.wait_for_line(r"app.1 +\| pinging (\d+)").group(1) != first
+        pr.signal(signal.SIGTERM)
+        assert pr.wait() == 0
+
+
+DEPENDENCY = """
+import os, sys, time
+print("dependency up", os.getpid(), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_restart_with_restarts_only_the_dependents_that_ask_for_it(tmp_path: Path) -> None:
+    dependency = write_script(tmp_path, "dependency.py", DEPENDENCY)
+    recorder = Path(__file__).parents[1] / "children" / "recorder.py"
+    procfile = f"db: {child(dependency)}\nfollower: {child(recorder)}\nloner: {child(recorder)}\n"
+    toml = """
+        [defaults]
+        min_uptime = "0.1s"
+        [processes.follower]
+        depends_on = ["db"]
+        restart_with = true
+        [processes.loner]
+        depends_on = ["db"]
+    """
+    with Procrun(tmp_path, procfile, toml=toml) as pr:
+        db = int(pr.wait_for_line(r"db.1 +\| dependency up (\d+)").group(1))
+        pr.wait_for_line(r"follower.1 +\| leader (\d+) ready")
+        loner = pr.wait_for_line(r"loner.1 +\| leader (\d+) ready").group(1)
+        pr.wait_for_line(r"process.running .*process=follower.1")
+        pr.wait_for_line(r"process.running .*process=loner.1")
+        os.kill(db, signal.SIGKILL)  # the dependency crashes
+        pr.wait_for_line(r"process.restarting .*process=db.1")
+        pr.wait_for_line(r"follower.1 +\| leader \d+ got SIGTERM")  # its own stop sequence
+        pr.wait_for_line(r"db.1 +\| dependency up")
+        pr.wait_for_line(r"follower.1 +\| leader \d+ ready")  # again, once db is up again
+        pr.signal(signal.SIGTERM)
+        assert pr.wait() == 0
+        pr.rest()
+    # Left alone by default: the loner's first run is the one the shutdown stops.
+    assert re.search(rf"loner.1 +\| leader {loner} got SIGTERM", pr.transcript())
+    assert len(re.findall(r"loner.1 +\| leader \d+ ready", pr.transcript())) == 1
