@@ -341,7 +341,7 @@ class ManagedProcess:
     def _deliver(self, step: PlannedStep) -> signals.Delivery:
         if self._pid is None:
             return signals.Delivery.GONE
-        outcome = deliver(self.name, self._pid, step)
+        outcome = deliver(self.name, self._pid, step, self.spec.shell_leads)
         killed = outcome is signals.Delivery.DELIVERED and step.signal is signal.SIGKILL
         if outcome is signals.Delivery.DENIED:
             self._record = replace(self._record, stop_outcome=StopOutcome.DENIED)

@@ -156,6 +156,9 @@ class ProcessSpec:
     settings: ProcessSettings
     source: str = ""
     """Where the command came from, e.g. `Procfile:3`, for messages."""
+    shell_leads: bool = False
+    """/bin/sh leads the group while earlier steps of a compound command run: a stop signal for
+    the leader goes to the whole group until the program that ends up leading has exec'd."""
 
 
 DEFAULT_FORCE_KILL_SECONDS = 3.0

@@ -40,6 +40,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from procrun.settings import SHELL
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -184,6 +186,17 @@ def spawn_in_new_session(
         )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+_SHELL_EXE = os.path.realpath(SHELL)
+
+
+def runs_shell(pid: int) -> bool:
+    """Whether `pid` still runs /bin/sh (it has not exec'd its program yet)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == _SHELL_EXE
+    except OSError:  # gone, or not Linux: treat it as the program
+        return False
 
 
 def become_subreaper() -> bool:

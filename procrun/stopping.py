@@ -10,6 +10,7 @@ import asyncio
 import functools
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -25,8 +26,13 @@ KILL_RETRY_MAX_SECONDS = 5.0
 Deliver = Callable[[PlannedStep], object]
 
 
-def deliver(name: str, pid: int, step: PlannedStep) -> signals.Delivery:
-    """Send one step's signal to `pid` (the leader, or its group), and log what happened."""
+def deliver(name: str, pid: int, step: PlannedStep, shell_leads: bool = False) -> signals.Delivery:
+    """Send one step's signal to `pid` (the leader, or its group), and log what happened. While
+    the shell of a compound command still leads (`migrate && exec gunicorn`, during migrate), a
+    signal for the leader goes to the group: the shell alone would die and leave the step to the
+    SIGKILL."""
+    if step.target is Target.LEADER and shell_leads and signals.runs_shell(pid):
+        step = replace(step, target=Target.GROUP)
     if step.target is Target.GROUP:
         outcome = signals.send_group_signal(pid, step.signal)
     else:

@@ -17,7 +17,7 @@ from procrun.errors import UsageError
 from procrun.project.config import Config, settings_for
 from procrun.project.dependencies import check_dependencies
 from procrun.project.procfile import RELEASE_PROCESS, Procfile, ProcfileEntry
-from procrun.project.shell import shell_argv
+from procrun.project.shell import shell_argv, shell_leads
 from procrun.quoting import did_you_mean, excerpt
 from procrun.settings import ProcessSettings, ProcessSpec, RestartPolicy
 
@@ -134,6 +134,7 @@ class _InstanceBuilder:
             index=index,
             command=entry.command,
             argv=shell_argv(entry.command),
+            shell_leads=shell_leads(entry.command),
             env=MappingProxyType(env),
             cwd=settings.cwd or self.directory,
             settings=settings,

@@ -20,6 +20,7 @@ from procrun.project.formation import Formation, build_formation
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
 from procrun.project.procfile import DEFAULT_PROCFILE, RELEASE_PROCESS, Procfile, load_procfiles
 from procrun.project.programs import busy_port_warnings, check_programs
+from procrun.project.shell import last_step, program_of
 from procrun.project.stackdefaults import stack_default
 from procrun.project.values import parse_duration
 from procrun.quoting import did_you_mean, one_line
@@ -71,12 +72,18 @@ class Project:
     def on_give_up(self) -> GiveUpPolicy:
         return self.config.on_give_up
 
-    def specs_for(self, kind: str) -> tuple[ProcessSpec, ...]:
-        """The instances of Procfile type `kind`, built as `start` builds them (a type that
-        `procrun start NAMES` left out, started later); UsageError for an unknown type."""
+    def specs_for(self, kind: str, count: int | None = None) -> tuple[ProcessSpec, ...]:
+        """The instances of Procfile type `kind`, built as `start` builds them: as many as -c or
+        procrun.toml say (a type that `procrun start NAMES` left out, started later), or `count`
+        of them (`procrun scale`: PS and PORT as `-c kind=count` would give). UsageError for an
+        unknown type."""
         if kind == RELEASE_PROCESS:
             raise UsageError(f'"{RELEASE_PROCESS}" runs only when procrun starts')
-        return self.recipe(only=(kind,), run_release=False).processes
+        if count is None:
+            return self.recipe(only=(kind,), run_release=False).processes
+        # The recipe refuses to build nothing: for 0, one is built to check the type, and dropped.
+        built = self.recipe(only=(kind,), run_release=False, counts={kind: max(count, 1)})
+        return built.processes[:count]
 
     def describe(self) -> list[str]:
         """The resolved formation and settings, for `procrun check`."""
@@ -126,10 +133,12 @@ class Project:
 
 
 def _describe_health(spec: ProcessSpec) -> list[str]:
-    """The lines under a process: ready (always), alive and depends on (when set)."""
+    """The lines under a process: who gets the stop signal, ready (always), alive and depends
+    on (when set)."""
     s = spec.settings
+    lines = [f"    stop signal: {s.stop_signal.name} to {stop_receiver(spec.command)}"]
     if s.ready is None:
-        lines = [f"    ready: none (min_uptime {s.min_uptime_seconds:g} s)"]
+        lines += [f"    ready: none (min_uptime {s.min_uptime_seconds:g} s)"]
     else:
         ready = (
             f"{_describe_probe(s.ready)} ({s.ready.origin}), timeout {s.ready_timeout_seconds:g} s"
@@ -139,7 +148,7 @@ def _describe_health(spec: ProcessSpec) -> list[str]:
                 f"; tries {s.ready.timeout_seconds:g} s each, "
                 f"at most {s.ready_interval_seconds:g} s apart"
             )
-        lines = [f"    ready: {ready}"]
+        lines += [f"    ready: {ready}"]
     if s.alive is not None:
         probe = s.alive.probe
         if probe.kind is ProbeKind.WATCHDOG:
@@ -233,6 +242,13 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         if (note := stack_default(entry.name, entry.command)[1])
     ]
     port_warnings = busy_port_warnings(formation.processes)
+    warnings += [
+        f"{entry.source}: {entry.name}: the shell leads this command throughout (a pipeline, "
+        "`&`, `||` or a control structure): the stop signal goes to its whole group at once; make "
+        "the long-running program a simple command, or the last step of an `&&` list"
+        for entry in procfile.entries
+        if last_step(entry.command) is None
+    ]
     warnings += node_warnings + port_warnings
     start_warnings: list[str] = node_warnings + port_warnings
     # A /.dockerenv says "a container", not whose stop timeout applies (docker stop -t, a
@@ -255,3 +271,14 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         tuple(start_warnings),
         tuple(notes),
     )
+
+
+def stop_receiver(command: str) -> str:
+    """Who gets the stop signal, for `check`: the program, or the group while a shell leads."""
+    step = last_step(command)
+    if step is None:
+        return "the whole group (the shell leads throughout)"
+    program = program_of(step) or "the program"
+    if step == command:
+        return f"{program} (it leads the group: exec)"
+    return f"the group while the earlier steps run, then {program} (the last step, exec'd)"

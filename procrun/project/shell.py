@@ -3,7 +3,10 @@
 The program that leads the process group is the one that receives the stop signal, so for a
 simple command the shell replaces itself with the program (`exec`). Without exec the shell would
 lead: it would receive the stop signal and die, leaving the real program to the SIGKILL at the
-deadline.
+deadline. A list of simple commands joined by `&&` or `;` (Heroku's `migrate && gunicorn`) execs
+its last one: while the earlier steps run the shell leads, and procrun's stop signal goes to the
+whole group so that it reaches the running step (stopping.deliver); once the last program has
+replaced the shell, it alone gets the stop signal and its grace.
 """
 
 from __future__ import annotations
@@ -30,11 +33,78 @@ def shell_argv(command: str) -> tuple[str, ...]:
     whole; they run under the shell, which then gets the stop signal. Leading `VAR=value`
     assignments stay in front of exec, where sh keeps them.
     """
-    if _is_compound(command):
+    if not _is_compound(command):
+        return (SHELL, "-c", _exec(command))
+    split = _last_step_at(command)
+    if split is None:
         return (SHELL, "-c", command)
+    return (SHELL, "-c", f"{command[:split]} {_exec(command[split:].strip())}")
+
+
+def shell_leads(command: str) -> bool:
+    """Whether /bin/sh leads the group for a while (a compound command): then the stop signal
+    goes to the group while the shell still runs."""
+    return _is_compound(command)
+
+
+def last_step(command: str) -> str | None:
+    """The simple command that ends up leading: the command itself, or the last step of an
+    `&&`/`;` list; None when the shell leads throughout (a pipeline, `&`, a control structure)."""
+    if not _is_compound(command):
+        return command
+    split = _last_step_at(command)
+    return None if split is None else command[split:].strip()
+
+
+def _exec(command: str) -> str:
     assignments = _LEADING_ASSIGNMENTS.match(command)
     split = assignments.end() if assignments else 0
-    return (SHELL, "-c", f"{command[:split]}exec {command[split:]}")
+    return f"{command[:split]}exec {command[split:]}"
+
+
+def _last_step_at(command: str) -> int | None:
+    """Where the last step of a list of simple commands joined by `&&` or `;` begins; None for
+    any other compound command."""
+    separators = _top_level_separators(command)
+    if not separators:
+        return None
+    steps, start = [], 0
+    for begin, end in separators:
+        steps.append(command[start:begin])
+        start = end
+    steps.append(command[start:])
+    if any(not step.strip() or _is_compound(step) for step in steps):
+        return None
+    return start
+
+
+def _top_level_separators(command: str) -> list[tuple[int, int]]:
+    """(begin, end) of each `&&` and `;` outside quotes; [] as soon as anything else makes the
+    command compound in a way a split cannot handle (a pipe, `||`, `&`, parentheses, `$(...)`,
+    backquotes, a newline)."""
+    found: list[tuple[int, int]] = []
+    quote = ""
+    i = 0
+    while i < len(command):
+        char = command[i]
+        if quote:
+            if char == "\\" and quote == '"':
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char == "\\":
+            i += 1
+        elif char in "'\"":
+            quote = char
+        elif command.startswith("&&", i):
+            found.append((i, i + 2))
+            i += 1
+        elif char == ";" and not command.startswith(";;", i):
+            found.append((i, i + 1))
+        elif char in "|&()`\n" or command.startswith("$(", i):
+            return []
+        i += 1
+    return found
 
 
 def _is_compound(command: str) -> bool:

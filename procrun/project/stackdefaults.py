@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from procrun.project.celery_worker import runs_celery_worker
-from procrun.project.shell import command_words
+from procrun.project.shell import command_words, last_step
 from procrun.settings import Probe, ProbeKind
 
 CELERY_READY = r"celery@\S+ ready\."
@@ -44,7 +44,8 @@ def stack_default(name: str, command: str) -> tuple[Probe | None, str | None]:
             f'{name}: no readiness default: Celery logs "celery@<host> ready." only at '
             '--loglevel INFO; add "-l info" or set ready in procrun.toml'
         )
-    program, args = _program(command)
+    # `migrate && gunicorn ...` ends with gunicorn leading (exec'd): it gets gunicorn's default.
+    program, args = _program(last_step(command) or command)
     if program == "gunicorn":
         # The arbiter sends READY=1 to NOTIFY_SOCKET once its listeners are bound.
         return Probe(ProbeKind.NOTIFY, origin="default for gunicorn"), None

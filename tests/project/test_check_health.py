@@ -63,7 +63,7 @@ def test_check_shows_probes_dependencies_and_start_order(tmp_path: Path) -> None
     assert missing == [], "\n".join(out)
     # Each probe line sits under its own process.
     assert out.index("    ready: notify (default for gunicorn), timeout 60 s") == (
-        out.index("web.1: gunicorn app:app (Procfile:2)") + 2
+        out.index("web.1: gunicorn app:app (Procfile:2)") + 3  # under "stop signal:"
     )
 
 

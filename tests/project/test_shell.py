@@ -20,10 +20,27 @@ def test_simple_commands_are_execed_so_the_program_leads_the_group(
 
 
 @pytest.mark.parametrize(
+    ("command", "script"),
+    [
+        (
+            "python manage.py migrate && gunicorn app",
+            "python manage.py migrate && exec gunicorn app",
+        ),
+        ("a; b", "a; exec b"),
+        ("cd app && FOO=1 gunicorn x", "cd app && FOO=1 exec gunicorn x"),
+        ("echo 'a && b' && run", "echo 'a && b' && exec run"),
+    ],
+)
+def test_a_list_of_simple_commands_execs_its_last(command: str, script: str) -> None:
+    """The last step leads once it runs: it gets the stop signal and its grace."""
+    assert shell_argv(command) == ("/bin/sh", "-c", script)
+
+
+@pytest.mark.parametrize(
     "command",
     [
-        "python manage.py migrate && gunicorn app",
-        "a; b",
+        "a || b",
+        "a && b | c",
         "a | b",
         "sleep 1 &",
         "if true; then x; fi",
