@@ -167,6 +167,9 @@ def decide_after_exit(
     ):
         # The shell could not run it: no restart will find it either.
         return GiveUp("command not found (exit 127 at once)")
+    if settings.oneshot and settings.restart is RestartPolicy.NEVER:  # the release, say
+        how = f"exit code {returncode}" if returncode >= 0 else f"signal {-returncode}"
+        return GiveUp(f"failed with {how}")
     return decide_after_failure(settings, failures)
 
 

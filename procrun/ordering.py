@@ -62,6 +62,14 @@ class DependencyOrder:
             p for p in self._processes() if kind in p.spec.settings.depends_on and p is not process
         ]
 
+    def restarted_with(
+        self, process: ManagedProcess, waiting: Sequence[ManagedProcess]
+    ) -> list[ManagedProcess]:
+        """The dependents that restart when `process` does (`restart_with`), unless waiting."""
+        return [
+            p for p in self.dependents(process) if p.spec.settings.restart_with and p not in waiting
+        ]
+
     def may_stop(self, process: ManagedProcess) -> bool:
         """Every process that depends on it has settled."""
         return all(p.state in SETTLED_STATES for p in self.dependents(process))

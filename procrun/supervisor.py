@@ -123,6 +123,9 @@ class Supervisor:
     async def _run_phases(self) -> None:
         if self.release is not None:
             await self._run_phase([self.release])
+            if self._shutdown is not None and self.release.state is ProcessState.STOPPED:
+                log.error("release.interrupted", process=self.release.name)  # never a success
+                self._shutdown.cause = self.release  # so procrun's exit code is not 0
             if self.shutting_down or self.release.state is not ProcessState.EXITED:
                 return
             log.info("release.succeeded", process=self.release.name)
@@ -278,19 +281,16 @@ class Supervisor:
         )
         match decision:
             case Restart():
-                self._restart_dependents(process)
+                for dependent in self._order.restarted_with(process, self.starts.waiting):
+                    why = f"{process.name} restarted"  # `restart_with`: once it holds again
+                    self._run_soon(self.restart_process(dependent, why, queued=True))
             case GiveUp() if self._waits_for_change(process):
                 log.warning("watch.waiting", process=process.name, hint="fix it and save")
-            case GiveUp():
-                if self.options.on_give_up is GiveUpPolicy.SHUTDOWN or process is self.release:
-                    self._begin_shutdown(f"{process.name} gave up", cause=process)
-
-    def _restart_dependents(self, process: ManagedProcess) -> None:
-        """Dependents with `restart_with` stop now and start again once their conditions hold."""
-        for dependent in self._order.dependents(process):
-            if dependent.spec.settings.restart_with and dependent not in self.starts.waiting:
-                reason = f"{process.name} restarted"
-                self._run_soon(self.restart_process(dependent, reason, queued=True))
+            case GiveUp() if process is self.release:
+                log.error("release.failed", process=process.name, returncode=returncode)
+                self._begin_shutdown(f"{process.name} failed", cause=process)
+            case GiveUp() if self.options.on_give_up is GiveUpPolicy.SHUTDOWN:
+                self._begin_shutdown(f"{process.name} gave up", cause=process)
 
     # --- stopping --------------------------------------------------------------------------------
 
