@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 APP_TESTS = Path(__file__).parent / "app"
+SOAK = Path(__file__).parent / "reliability" / "test_soak.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -14,5 +15,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     pool, Beat, a redis-server): under `pytest -n 3 --dist loadgroup` (make test) they share one
     worker, so no two formations compete for the two cores while their timing is under test."""
     for item in items:
-        if APP_TESTS in Path(str(item.path)).parents:
+        path = Path(str(item.path))
+        if APP_TESTS in path.parents or path == SOAK:  # the soak runs the app's formation too
             item.add_marker(pytest.mark.xdist_group("formations"))
