@@ -28,6 +28,7 @@ Module map, one line a module:
   undertaker.py           kills what a SIGKILLed procrun would leave behind
   crashloop.py            repeated identical crashes said once, not a traceback per restart
   watchdog.py             restarts a process whose tree stays above max_memory
+  scaling.py              `procrun scale`: instances added and started, or stopped and let go
   procinfo.py             process-tree RSS and CPU (the one module that imports psutil)
 
   project/: disk -> formation
@@ -70,6 +71,16 @@ Module map, one line a module:
   watch/rules.py          which changed files restart which processes; what is always ignored
   watch/watcher.py        watchfiles over the project, debounced, restarts through stop sequences
 
+  export/: the formation as units of another scheduler (`procrun export FORMAT`)
+  export/units.py         what each type's unit needs: count, deadline, stop sequence, PORT, probes
+  export/probes.py        which probes the platform makes itself (tcp, http on PORT), else status
+  export/yamltext.py      the generated files as text: YAML, comments, the "generated" header
+  export/kubernetes.py    a Deployment per type: grace period, probes, Secret by name, non-root
+  export/compose.py       a Compose service per type: stop_grace_period, healthcheck, depends_on
+  export/systemd.py       a target and a template unit per type: Type=notify, KillMode=mixed
+  export/render.py        a Render Blueprint: a service per type on top of the project's own
+  export/formats.py       the formats by name, what each requires, where the files go
+
   control/: the control socket
   control/protocol.py     the wire protocol: verbs, limits, encode/decode, typed results
   control/paths.py        where sockets live, one per project, in a private directory
@@ -84,6 +95,7 @@ Module map, one line a module:
   cli/entry.py            the `procrun` entry point; a plain `status` answered without click
   cli/main.py             the click group, `start` and `check`, the error funnel's end
   cli/oneoff.py           `procrun run`: a command in the formation's environment, exec'd
+  cli/export.py           `procrun export FORMAT`: the project read as `start` reads it, written out
   cli/remote.py           the click commands that talk to a running supervisor
   cli/client.py           asking a supervisor and printing its status, free of click
   cli/statusview.py       `procrun status` as a table, and the health exit code

@@ -144,7 +144,8 @@ class Supervisor:
         self._active = processes
         self.starts.waiting = list(processes)
         await self.starts.start_ready()
-        await self._pump_until(self._finished)
+        if processes:  # else a release-only run, over with its release
+            await self._pump_until(self._finished)
 
     def _interrupted(self) -> bool:
         while not self._queue.empty():  # a stop request that came in meanwhile starts nothing
@@ -153,10 +154,10 @@ class Supervisor:
 
     def _finished(self) -> bool:
         """Done when a shutdown has stopped everything, or when every process has finished on
-        its own. A process stopped on request keeps procrun up, waiting to be started again."""
+        its own. A process stopped on request keeps procrun up, as does scaling all to 0."""
         if self.shutting_down:
             return all(p.state in SETTLED_STATES for p in self._active)
-        return all(
+        return bool(self._active) and all(
             (p.state in FINISHED_STATES and not self._waits_for_change(p)) or self.starts.blocked(p)
             for p in self._active
         )
@@ -240,11 +241,12 @@ class Supervisor:
         return True
 
     def add_processes(self, specs: Sequence[ProcessSpec]) -> list[ManagedProcess]:
-        """Supervise more instances (a type left out at start), stopped until started."""
+        """More instances (a type left out at start, or scaled up), stopped until started."""
         if self._active is not self.processes:
             raise ProcrunError("procrun is still running the release: start it afterwards")
         self._relay.reserve([p.name for p in self.everyone] + [spec.name for spec in specs])
-        added = [self._manage(spec) for spec in specs if spec.name not in self._by_name]
+        listed = {p.name for p in self.everyone}  # not _by_name: it keeps the scaled-down ones
+        added = [self._manage(spec) for spec in specs if spec.name not in listed]
         self.processes.extend(added)  # also the active list: the processes phase runs
         self._by_name.update((p.name, p) for p in added)
         return added

@@ -37,7 +37,8 @@ class MemoryWatchdog:
         clock: Clock,
         on_exceeded: Callable[[ManagedProcess, str], None],
     ) -> None:
-        self._limited = [p for p in processes if p.spec.settings.max_memory_bytes is not None]
+        # The supervisor's own list, read at each sample: instances scaled up are watched too.
+        self._processes = processes
         self._interval = sample_interval([p.spec.settings for p in processes])
         self._clock = clock
         self._on_exceeded = on_exceeded
@@ -62,7 +63,7 @@ class MemoryWatchdog:
         self._schedule()
         now = self._clock.now()
         watched: list[tuple[ManagedProcess, int, int]] = []  # (process, pid, limit)
-        for process in self._limited:
+        for process in self._processes:
             limit = process.spec.settings.max_memory_bytes
             pid = process.pid
             if limit is None or pid is None or process.state is not ProcessState.RUNNING:

@@ -8,11 +8,11 @@ import contextlib
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from procrun.control.protocol import ProcessRow, StatusResult, SupervisorRow
+from procrun.control.protocol import ProcessRow, StatusResult, SupervisorRow, TypeScaled
 from procrun.control.target import ControlTarget
 from procrun.errors import UsageError
 
@@ -128,6 +128,24 @@ class FakeTarget:
 
     def request_shutdown(self, reason: str, force: bool = False) -> None:
         self.shutdown_reasons.append(f"{reason} (forced)" if force else reason)
+
+    async def scale(self, counts: Mapping[str, int]) -> list[TypeScaled]:
+        """web has one instance and worker two, as KNOWN says; each scale answers as if done."""
+        self.calls.append(("scale", dict(counts)))
+        self._check(list(counts))
+        changes: list[TypeScaled] = []
+        for kind, count in counts.items():
+            before = sum(1 for name in KNOWN if name.startswith(f"{kind}."))
+            changes.append(
+                {
+                    "type": kind,
+                    "before": before,
+                    "after": count,
+                    "started": [f"{kind}.{i}" for i in range(before + 1, count + 1)],
+                    "stopped": [f"{kind}.{i}" for i in range(before, count, -1)],
+                }
+            )
+        return changes
 
 
 def _typecheck(target: FakeTarget) -> ControlTarget:

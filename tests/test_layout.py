@@ -43,7 +43,9 @@ ALLOWED = {
     "health": {"base", "output", "core", "health"},
     "watch": {"base", "core", "watch"},
     "control": {"base", "project", "output", "core", "control"},
-    "cli": {"base", "project", "output", "core", "health", "watch", "control", "cli"},
+    # The formation as another scheduler's units: what the project says, nothing of the core.
+    "export": {"base", "project", "export"},
+    "cli": {"base", "project", "output", "core", "health", "watch", "control", "export", "cli"},
     "main": {"cli"},
 }
 

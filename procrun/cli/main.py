@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from procrun import __version__
+from procrun.cli.export import export_command
 from procrun.cli.oneoff import run_command
 from procrun.cli.remote import COMMANDS, socket_option, start_running
 from procrun.errors import EXIT_INTERRUPTED, ProcrunError, UsageError, exit_with
@@ -277,6 +278,7 @@ def _supervisor_running(socket: str | None, root: Path) -> bool:
 for command in COMMANDS:
     cli.add_command(command)
 cli.add_command(run_command(with_project_options, _project_options))
+cli.add_command(export_command(with_project_options, _project_options))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

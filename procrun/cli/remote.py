@@ -6,6 +6,7 @@ heavy (no asyncio, no structlog, no psutil), so `procrun status` answers in a fe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import click
 
 from procrun.cli.client import ask, show_status, supervisor_socket
 from procrun.control.client import call_stream
+from procrun.errors import UsageError
 from procrun.project.values import parse_duration
+from procrun.quoting import excerpt
 
 socket_option = click.option(
     "--socket",
@@ -177,4 +180,57 @@ def shutdown(socket: str | None, root: Path | None, force: bool) -> int:
     return 0
 
 
-COMMANDS = (status, stop, restart, send_signal, logs, shutdown)
+@click.command()
+@client_options
+@click.argument("counts", nargs=-1, required=True, metavar="NAME=N...")
+def scale(socket: str | None, root: Path | None, counts: tuple[str, ...]) -> int:
+    """Run N instances of each process type NAME, e.g. `procrun scale worker=3 web=1`.
+
+    New instances get PS and PORT as `start -c worker=3` would have given them. Scaling down
+    stops the highest-numbered instances, each with its own stop sequence and grace (a Celery
+    worker: TERM, then QUIT), answers once they have stopped, and then `status` no longer lists
+    them; 0 is allowed. The new counts last until procrun stops: to keep them, set -c or `count`
+    in procrun.toml. `release` runs only at start.
+    """
+    payload = {"verb": "scale", "counts": _parse_counts(counts)}
+    # No timeout: a scale-down waits for graceful stops (up to 10 min for a Celery worker).
+    result = ask(socket, root, payload, timeout=None)
+    where = result.get("project_dir", "?")
+    for change in result["scaled"]:
+        done = [
+            f"{verb} {', '.join(names)}"
+            for verb, names in (("started", change["started"]), ("stopped", change["stopped"]))
+            if names
+        ]
+        what = "; ".join(done) or "unchanged"
+        click.echo(f"{change['type']}: {change['before']} -> {change['after']} ({what}) ({where})")
+    if any(change["started"] or change["stopped"] for change in result["scaled"]):
+        click.echo(
+            "these counts last until procrun stops (to keep them: -c, or count in procrun.toml)"
+        )
+    return 0
+
+
+def _parse_counts(items: tuple[str, ...]) -> dict[str, int]:
+    """`worker=3 web=1` -> {"worker": 3, "web": 1}; a bad one is a UsageError (exit 2) here,
+    before the supervisor is asked, with the message the supervisor would give."""
+    from procrun.control.requests import scale_problem  # not for every client command: ~80 ms
+
+    counts: dict[str, int] = {}
+    for item in items:
+        kind, sep, number = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise UsageError(
+                f'scale: expected "<type>=<count>", e.g. worker=3, got "{excerpt(item)}"'
+            )
+        if kind in counts:
+            raise UsageError(f'scale: "{excerpt(kind)}" is given twice')
+        count = int(number) if re.fullmatch(r"-?[0-9]{1,18}", number) else None
+        problem = scale_problem(kind, number if count is None else count)
+        if problem is not None or count is None:
+            raise UsageError(f"scale: {problem}")
+        counts[kind] = count
+    return counts
+
+
+COMMANDS = (status, stop, restart, send_signal, logs, shutdown, scale)

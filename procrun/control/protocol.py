@@ -13,7 +13,11 @@ One Unix stream socket per supervisor (see paths.py for where):
   chosen is ready, or the time is up); start/stop/restart {processes: [...],
   project_dir} (start also already_running: [...]); signal
   {signal, results}; logs {lines: [{process, line}, ...]}; shutdown {shutting_down: true} (with
-  `force`, as a second Ctrl-C).
+  `force`, as a second Ctrl-C); scale a ScaleResult.
+- `scale` takes `counts`, an object of process types and instance counts, `{"worker": 3}`: each
+  type gets that many instances, the new ones built and started as `start` would have (PS, PORT),
+  the highest-numbered stopped through their own stop sequence and then no longer supervised.
+  It answers once those have stopped. The counts last until procrun stops.
 
 The server writes these types and the status view reads them, so both sides agree on every key.
 Imported by every short-lived command: standard library only, no asyncio.
@@ -42,6 +46,7 @@ VERB_FIELDS: Mapping[str, tuple[str, ...]] = {
     "signal": ("names", "signal", "group"),
     "logs": ("names", "lines", "follow"),
     "shutdown": ("force",),
+    "scale": ("counts",),
 }
 
 
@@ -86,6 +91,21 @@ class ProcessRow(TypedDict):
 class StatusResult(TypedDict):
     supervisor: SupervisorRow
     processes: list[ProcessRow]
+
+
+class TypeScaled(TypedDict):
+    type: str
+    before: int
+    """Instances supervised before: worker.1 to worker.<before>."""
+    after: int
+    started: list[str]
+    stopped: list[str]
+    """Stopped and no longer supervised, highest-numbered first."""
+
+
+class ScaleResult(TypedDict):
+    scaled: list[TypeScaled]
+    project_dir: str
 
 
 class ControlError(ProcrunError):

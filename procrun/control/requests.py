@@ -15,12 +15,14 @@ from typing import Any
 
 from procrun.control.protocol import MAX_LOG_LINES, VERB_FIELDS
 from procrun.errors import ProcrunError
+from procrun.project.formation import MAX_INSTANCES_PER_TYPE
 from procrun.project.values import parse_signal
 from procrun.quoting import excerpt
 
 DEFAULT_LOG_LINES = 100
 MAX_NAMES = 1000
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # a process type or an instance: web, worker.2
+_TYPE = re.compile(r"[A-Za-z0-9_-]{1,100}")  # a process type only, as a Procfile names it
 _EXAMPLE = 'send one JSON object per line, e.g. {"verb": "status"}'
 
 
@@ -118,3 +120,35 @@ def lines_field(message: dict[str, Any]) -> int:
             f'"lines" must be a whole number from 0 to {MAX_LOG_LINES}, got {_show(value)}'
         )
     return value
+
+
+def counts_field(message: dict[str, Any]) -> dict[str, int]:
+    """`counts`: required; process types and how many instances each, `{"worker": 3}`."""
+    counts = message.get("counts")
+    if not isinstance(counts, dict) or not counts or len(counts) > MAX_NAMES:
+        raise RequestError(
+            f'"counts" must be an object of process types and counts like {{"worker": 3}}, '
+            f"got {_show(counts)}"
+        )
+    for kind, count in counts.items():
+        if problem := scale_problem(kind, count):
+            raise RequestError(problem)
+    return dict(counts)
+
+
+def scale_problem(kind: str, count: object) -> str | None:
+    """What is wrong with scaling `kind` to `count`, as far as the request alone can tell (the
+    supervisor knows which types exist); None when nothing is. `procrun scale` asks it too."""
+    if not _TYPE.fullmatch(kind):
+        what = "an instance" if _NAME.fullmatch(kind) else "not a process type"
+        return f"{_show(kind)} is {what}: scale takes process types, e.g. worker=3"
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, int)
+        or not 0 <= count <= MAX_INSTANCES_PER_TYPE
+    ):
+        return (
+            f'count for "{kind}" must be a whole number from 0 to {MAX_INSTANCES_PER_TYPE}, '
+            f"got {_show(count)}"
+        )
+    return None

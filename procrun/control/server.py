@@ -40,9 +40,10 @@ from procrun.control.connection import (
 )
 from procrun.control.listener import LISTEN_BACKLOG, BoundSocket, bind_socket
 from procrun.control.paths import SOCKET_ENV
-from procrun.control.protocol import MAX_REQUEST_BYTES, Info, encode
+from procrun.control.protocol import MAX_REQUEST_BYTES, Info, ScaleResult, encode
 from procrun.control.requests import (
     RequestError,
+    counts_field,
     decode_request,
     flag_field,
     lines_field,
@@ -279,6 +280,12 @@ class ControlServer:
                 force = flag_field(message, "force")
                 target.request_shutdown(f"requested on the control socket by pid {peer.pid}", force)
                 return {"shutting_down": True}
+            case "scale":
+                scaled: ScaleResult = {
+                    "scaled": await target.scale(counts_field(message)),
+                    "project_dir": self._info["project_dir"],
+                }
+                return scaled
             case _:  # decode_request admits only VERB_FIELDS; a verb added there must be added here
                 raise RequestError(f"verb {verb!r} is not implemented by this server")
 

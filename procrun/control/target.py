@@ -15,18 +15,19 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from procrun import __version__
-from procrun.control.protocol import ProcessRow, StatusResult
+from procrun.control.protocol import ProcessRow, StatusResult, TypeScaled
 from procrun.errors import ProcrunError, UsageError
 from procrun.lifecycle import ALIVE_STATES, FINISHED_STATES, ProcessState
 from procrun.outcomes import describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
+from procrun.scaling import Scaler
 from procrun.settings import ProcessSpec
 from procrun.stopping import describe_pending
 from procrun.supervisor import Supervisor
@@ -68,6 +69,17 @@ class ControlTarget(Protocol):
         """Begin a shutdown; `force` also forces it, as a second Ctrl-C would."""
         ...
 
+    async def scale(self, counts: Mapping[str, int]) -> list[TypeScaled]:
+        """Each process type to that many instances, until procrun stops (procrun/scaling.py);
+        returns once the instances stopped are gone. UsageError for an unknown type."""
+        ...
+
+
+class SpecsFor(Protocol):
+    def __call__(self, kind: str, count: int | None = None) -> Sequence[ProcessSpec]:
+        """The instances of Procfile type `kind` as `start` builds them (Project.specs_for)."""
+        ...
+
 
 class SupervisorTarget:
     def __init__(
@@ -76,14 +88,15 @@ class SupervisorTarget:
         history: LogHistory,
         *,
         project_dir: Path,
-        more_of: Callable[[str], Sequence[ProcessSpec]] | None = None,
+        more_of: SpecsFor | None = None,
         sampler: TreeSampler | None = None,
     ) -> None:
         """`more_of(kind)`: the instances of a Procfile type that `procrun start NAMES` left out,
-        so that it can be started later."""
+        so that it can be started later; `more_of(kind, count)`: `count` of them, for a scale."""
         self.project_dir = project_dir
         self._more_of = more_of
         self._supervisor = supervisor
+        self._scaler = Scaler(supervisor)
         self._history = history
         self._sampler = sampler or TreeSampler()
         self._started = time.time()
@@ -91,8 +104,15 @@ class SupervisorTarget:
     # --- naming ----------------------------------------------------------------------------------
 
     def _everyone(self) -> list[ManagedProcess]:
+        """The release, then the processes, each type's instances together and in number order
+        (instances scaled up are supervised after the others)."""
         release = [self._supervisor.release] if self._supervisor.release else []
-        return [*release, *self._supervisor.processes]
+        processes = self._supervisor.processes
+        first: dict[str, int] = {}
+        for position, process in enumerate(processes):
+            first.setdefault(process.spec.kind, position)
+        ordered = sorted(processes, key=lambda p: (first[p.spec.kind], p.spec.index))
+        return [*release, *ordered]
 
     def _select(self, names: Sequence[str]) -> list[ManagedProcess]:
         everyone = self._everyone()
@@ -220,6 +240,23 @@ class SupervisorTarget:
             stopped = ", ".join(p.name for p in chosen)
             raise ProcrunError(f"procrun is shutting down: {stopped} stopped, not started again")
         return [p.name for p in chosen]
+
+    async def scale(self, counts: Mapping[str, int]) -> list[TypeScaled]:
+        self._require_running()
+        if self._more_of is None:
+            raise ProcrunError("this supervisor has no project to build instances from")
+        # Every type is checked (UsageError, with a did-you-mean) before anything is done.
+        wanted = {kind: self._more_of(kind, count) for kind, count in counts.items()}
+        return [
+            {
+                "type": change.kind,
+                "before": change.before,
+                "after": change.after,
+                "started": list(change.started),
+                "stopped": list(change.stopped),
+            }
+            for change in await self._scaler.scale(wanted)
+        ]
 
     def send_signal(self, names: Sequence[str], sig: signal.Signals, group: bool) -> list[str]:
         results = []

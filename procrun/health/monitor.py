@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -51,7 +52,8 @@ class Health:
         self._post = post
         self._children = children
         self._directory: Path | None = None
-        self._sockets: dict[str, NotifySocket] = {}
+        self._sockets: dict[str, tuple[ManagedProcess, NotifySocket]] = {}
+        self._socket_numbers = itertools.count()
         self._watching: dict[str, asyncio.Task[None]] = {}  # a readiness or liveness probe
         self._pings: dict[str, Callable[[], None]] = {}  # WATCHDOG=1 -> the watchdog probe
 
@@ -138,16 +140,19 @@ class Health:
     # --- notify ----------------------------------------------------------------------------------
 
     def _socket_of(self, process: ManagedProcess) -> NotifySocket:
-        socket = self._sockets.get(process.name)
+        owner, socket = self._sockets.get(process.name, (None, None))
+        if socket is not None and owner is not process:
+            socket.close()  # an instance scaled down and up again: a new process, a new socket
+            socket = None
         if socket is None:
             if self._directory is None:  # private (0700), short enough for AF_UNIX paths
                 import tempfile
 
                 self._directory = Path(tempfile.mkdtemp(prefix="procrun-notify-"))
-            path = self._directory / f"{len(self._sockets)}.sock"
+            path = self._directory / f"{next(self._socket_numbers)}.sock"
             socket = NotifySocket(path, lambda: process.pid, self._on_notify(process))
             socket.start(asyncio.get_running_loop())
-            self._sockets[process.name] = socket
+            self._sockets[process.name] = (process, socket)
         return socket
 
     def _on_notify(self, process: ManagedProcess) -> Callable[[Mapping[str, str]], None]:
@@ -180,7 +185,7 @@ class Health:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for socket in self._sockets.values():
+        for _, socket in self._sockets.values():
             socket.close()
         self._sockets.clear()
         if self._directory is not None:

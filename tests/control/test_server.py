@@ -159,7 +159,7 @@ async def test_the_blocking_client_gets_the_same_answers(server: ControlServer) 
         (
             {"verb": "reboot"},
             'unknown verb "reboot": valid verbs are info, status, start, stop, '
-            "restart, signal, logs, shutdown",
+            "restart, signal, logs, shutdown, scale",
         ),
         ({"verb": "__class__"}, 'unknown verb "__class__"'),
         ({"verb": 7}, "unknown verb 7"),
