@@ -118,7 +118,7 @@ class Health:
         def failed(result: ProbeResult) -> None:
             if not said or said[-1] != result.detail:  # once per change, not per attempt
                 said.append(result.detail)
-                log.debug("probe.failed", process=process.name, detail=result.detail)
+                log.info("probe.failed", process=process.name, detail=result.detail)
 
         await poll_until_ok(
             probe,

@@ -93,6 +93,7 @@ def test_a_late_binding_server_is_starting_until_its_port_accepts(
     env = {"PROCRUN_SOCKET": str(control), "PORT": str(port)}
     with Procrun(tmp_path, f"web: {child(server, str(trigger))}\n", env=env, toml=toml) as pr:
         pr.wait_for_line(r"web.1 +\| waiting for the trigger")
+        pr.wait_for_line(r"probe.failed .*detail='connection refused' process=web.1")  # once
         code, result = status(control)
         web = row(result, "web.1")
         assert (code, web["state"], web["ready"]) == (3, "STARTING", False)
