@@ -60,9 +60,10 @@ def readiness(sizes: Sizes) -> Table:
         title="Readiness",
         setup=(
             f"{count} instances per probe kind (`upready.py`), each ready after its own delay "
-            "(100 ms + 37 ms per instance number, so the moments fall all over the polled "
-            "probes' 10 ms-to-1 s back-off). ms from the moment it is ready (port listening, "
-            "line printed, READY=1 sent; its time.monotonic() written first) to the arrival of "
+            "(1 s, once all are spawned, + 37 ms per instance number, so the moments fall all "
+            "over the polled probes' 10 ms-to-1 s back-off). ms from the moment it is ready "
+            "(port listening, line printed, READY=1 sent; its time.monotonic() written first) "
+            "to the arrival of "
             "procrun's `process.ready` line on its stdout. tcp servers print a line once they "
             "listen, as servers do, and procrun tries its probe again on output; `tcp, silent` "
             "prints nothing, to show the back-off alone. Then the formation idles for "

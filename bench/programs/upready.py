@@ -17,7 +17,9 @@ import time
 mode, stamps = sys.argv[1], sys.argv[2]
 silent = "--silent" in sys.argv
 instance = os.environ["PS"]
-time.sleep(0.1 + 0.037 * int(instance.rsplit(".", 1)[1]))
+# After every instance has been spawned (procrun spawns them one by one, each spawn blocking its
+# loop for a few ms), then spread over the back-off.
+time.sleep(1.0 + 0.037 * int(instance.rsplit(".", 1)[1]))
 listener = None
 if mode == "tcp":
     listener = socket.socket()

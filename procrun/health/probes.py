@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -147,6 +148,8 @@ async def _connect(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Each address of `host` in turn, raising the first error: asyncio's own loop merges them
     into one text ("Multiple exceptions: ..."), and `localhost` is often ::1 and 127.0.0.1."""
+    if _is_address(host):  # no resolver thread for 127.0.0.1: many probes at once would queue
+        return await asyncio.open_connection(host, port, ssl=tls, server_hostname=tls and host)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     name = host if tls else None  # what the certificate must name
     errors: list[OSError] = []  # getaddrinfo gives an address, or raises
@@ -156,6 +159,14 @@ async def _connect(
         except OSError as error:
             errors.append(error)
     raise errors[0]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def _hang_up(writer: asyncio.StreamWriter) -> None:
