@@ -158,7 +158,7 @@ class ProcessSpec:
     """Where the command came from, e.g. `Procfile:3`, for messages."""
     shell_leads: bool = False
     """/bin/sh leads the group while earlier steps of a compound command run: a stop signal for
-    the leader goes to the whole group until the program that ends up leading has exec'd."""
+    the leader goes to the running step until the program that ends up leading has exec'd."""
 
 
 DEFAULT_FORCE_KILL_SECONDS = 3.0

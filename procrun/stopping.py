@@ -10,13 +10,13 @@ import asyncio
 import functools
 import signal
 from collections.abc import Callable
-from dataclasses import replace
 
 import structlog
 
 from procrun import signals
 from procrun.clock import Clock, wait_until
 from procrun.lifecycle import PlannedStep, StopPlan, Target, cap_stop, force_stop
+from procrun.reaper import list_children
 from procrun.settings import ProcessSettings
 
 log = structlog.get_logger()
@@ -29,10 +29,15 @@ Deliver = Callable[[PlannedStep], object]
 def deliver(name: str, pid: int, step: PlannedStep, shell_leads: bool = False) -> signals.Delivery:
     """Send one step's signal to `pid` (the leader, or its group), and log what happened. While
     the shell of a compound command still leads (`migrate && exec gunicorn`, during migrate), a
-    signal for the leader goes to the group: the shell alone would die and leave the step to the
-    SIGKILL."""
+    signal for the leader goes to the step it runs instead: the shell, signalled, would die at
+    once, and its reaping would SIGKILL the step with the rest of the group."""
     if step.target is Target.LEADER and shell_leads and signals.runs_shell(pid):
-        step = replace(step, target=Target.GROUP)
+        steps = list_children(pid)
+        for child in steps:
+            signals.send_signal(child, step.signal)
+        if steps:
+            log.info("signal.sent", process=name, pid=steps, signal=step.signal.name, target="step")
+            return signals.Delivery.DELIVERED
     if step.target is Target.GROUP:
         outcome = signals.send_group_signal(pid, step.signal)
     else:

@@ -34,7 +34,7 @@ def test_a_stop_during_an_earlier_step_reaches_that_step(tmp_path: Path) -> None
     with Procrun(tmp_path, procfile, toml='[processes.web]\ngrace = "20s"\n') as pr:
         pr.wait_for_line(r"web.1 +\| first step running")
         pr.signal(signal.SIGTERM)
-        pr.wait_for_line(r"signal.sent .*process=web.1 signal=SIGTERM target=group")
+        pr.wait_for_line(r"signal.sent .*process=web.1 signal=SIGTERM target=step")
         pr.wait_for_line(r"web.1 +\| first step got SIGTERM")
         assert pr.wait() == 0
         pr.rest()

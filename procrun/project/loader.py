@@ -281,4 +281,4 @@ def stop_receiver(command: str) -> str:
     program = program_of(step) or "the program"
     if step == command:
         return f"{program} (it leads the group: exec)"
-    return f"the group while the earlier steps run, then {program} (the last step, exec'd)"
+    return f"the running step while earlier ones run, then {program} (the last step, exec'd)"

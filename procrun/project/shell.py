@@ -5,8 +5,8 @@ simple command the shell replaces itself with the program (`exec`). Without exec
 lead: it would receive the stop signal and die, leaving the real program to the SIGKILL at the
 deadline. A list of simple commands joined by `&&` or `;` (Heroku's `migrate && gunicorn`) execs
 its last one: while the earlier steps run the shell leads, and procrun's stop signal goes to the
-whole group so that it reaches the running step (stopping.deliver); once the last program has
-replaced the shell, it alone gets the stop signal and its grace.
+step it runs (stopping.deliver); once the last program has replaced the shell, it alone gets the
+stop signal and its grace.
 """
 
 from __future__ import annotations
