@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,24 +9,7 @@ import pytest
 from procrun.control.client import request
 from procrun.control.protocol import ControlError
 from procrun.control.server import ControlServer
-from tests.fakecontrol import FakeTarget, short_temp_dir
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    with short_temp_dir() as path:
-        yield path
-
-
-@pytest.fixture
-def target() -> FakeTarget:
-    return FakeTarget()
-
-
-@pytest.fixture
-async def server(sock_dir: Path, target: FakeTarget) -> AsyncIterator[ControlServer]:
-    async with ControlServer(sock_dir / "p.sock", target, project_dir=Path("/srv/app")) as running:
-        yield running
+from tests.fakecontrol import FakeTarget
 
 
 async def test_scale_passes_the_counts_and_names_the_project(

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +33,7 @@ from tests.fakecontrol import (
     FakeTarget,
     raw_exchange,
     read_until_hangup,
-    short_temp_dir,
 )
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    with short_temp_dir() as path:
-        yield path
-
-
-@pytest.fixture
-def target() -> FakeTarget:
-    return FakeTarget()
-
-
-@pytest.fixture
-async def server(sock_dir: Path, target: FakeTarget) -> AsyncIterator[ControlServer]:
-    async with ControlServer(
-        sock_dir / "p.sock", target, project_dir=Path("/srv/app"), started_at=1000.0
-    ) as running:
-        yield running
 
 
 def error_of(lines: list[bytes]) -> str:
