@@ -59,7 +59,18 @@ def last_step(command: str) -> str | None:
 def _exec(command: str) -> str:
     assignments = _LEADING_ASSIGNMENTS.match(command)
     split = assignments.end() if assignments else 0
+    if _execs_program(command[split:].split(maxsplit=2)):
+        return command  # `exec gunicorn ...` replaces the shell already
     return f"{command[:split]}exec {command[split:]}"
+
+
+def _execs_program(words: list[str]) -> bool:
+    """`exec prog ...`: the shell replaces itself with a program. A bare `exec` or one with
+    redirections only (`exec >log 2>&1`) changes the shell's own files and leaves it running."""
+    if len(words) < 2 or words[0] != "exec":
+        return False
+    after = words[1]
+    return not after.lstrip("0123456789").startswith(("<", ">", "&"))
 
 
 def _last_step_at(command: str) -> int | None:
@@ -116,6 +127,8 @@ def _is_compound(command: str) -> bool:
     except ValueError:  # unbalanced quotes: let the shell report it
         return True
     words = [t for t in tokens if not _LEADING_ASSIGNMENTS.fullmatch(t + " ")]
+    if words[:1] == ["exec"] and _execs_program(words):
+        words = words[1:]  # what exec runs is the command
     if not words or words[0] in _SHELL_KEYWORDS or words[0] == "exec":
         return True
     return any(t in _SHELL_OPERATORS for t in tokens) or "`" in command or "$(" in command
@@ -138,6 +151,7 @@ def command_words(command: str) -> list[str] | None:
     assignments = _LEADING_ASSIGNMENTS.match(command)
     rest = command[assignments.end() if assignments else 0 :]
     try:
-        return shlex.split(rest)
+        words = shlex.split(rest)
     except ValueError:
         return None
+    return words[1:] if _execs_program(words) else words

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from procrun.project.shell import shell_argv
+from procrun.project.shell import last_step, program_of, shell_argv
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_a_list_of_simple_commands_execs_its_last(command: str, script: str) -> 
         "a | b",
         "sleep 1 &",
         "if true; then x; fi",
-        "exec gunicorn app",
+        "exec >log 2>&1",
         "echo $(date)",
         "FOO=1",
         "echo 'unbalanced",
@@ -52,6 +52,23 @@ def test_a_list_of_simple_commands_execs_its_last(command: str, script: str) -> 
 )
 def test_compound_commands_run_under_the_shell_unchanged(command: str) -> None:
     assert shell_argv(command) == ("/bin/sh", "-c", command)
+
+
+@pytest.mark.parametrize(
+    ("command", "script", "program"),
+    [
+        ("exec gunicorn app", "exec gunicorn app", "gunicorn"),
+        ("FOO=1 exec gunicorn app", "FOO=1 exec gunicorn app", "gunicorn"),
+        ("cd app && exec gunicorn x", "cd app && exec gunicorn x", "gunicorn"),
+    ],
+)
+def test_a_command_that_execs_already_is_left_as_it_is(
+    command: str, script: str, program: str
+) -> None:
+    """No second exec; the program it execs leads (and is what the fail-fast check looks up)."""
+    assert shell_argv(command) == ("/bin/sh", "-c", script)
+    assert last_step(command) == (command.split("&& ")[-1])
+    assert program_of(command.split("&& ")[-1]) == program
 
 
 def test_assignments_before_exec_reach_the_program() -> None:
