@@ -396,6 +396,25 @@ def age_unacknowledged(client: redis.Redis) -> int:
     return len(tags)
 
 
+def locate_job(client: redis.Redis, job: str) -> str:
+    """Where a job that was never done is: on a queue, unacknowledged (and since when), or
+    nowhere in Redis; and how often it ran. A failure says it, so a rare loss can be placed."""
+    places = []
+    for key in client.scan_iter(count=1000):  # the client decodes: keys and values are str
+        kind = client.type(key)
+        if kind == "list" and any(job in m for m in client.lrange(key, 0, -1)):
+            places.append(f"queued on {key}")
+        elif kind == "hash" and key == "unacked":
+            for tag, message in client.hgetall(key).items():
+                if job in message:
+                    since = client.zscore(UNACKED_INDEX_KEY, tag)
+                    places.append(f"unacked (tag {tag!r}, index score {since})")
+    ran = int(client.get(f"executions:{job}") or 0)
+    lock = client.ttl("unacked_mutex")
+    where = ", ".join(places) or "in no queue nor unacked"
+    return f"{where}; ran {ran} times; unacked_mutex ttl {lock}"
+
+
 def check_jobs(soak: Soak) -> dict[str, int]:
     """A last formation drains the queue; every job's effect is recorded. Executions per job."""
     with soak.redis.client() as client:
@@ -412,7 +431,8 @@ def check_jobs(soak: Soak) -> dict[str, int]:
             )
         except AssertionError:
             missing = [job for job in ids if not client.exists(f"effect:{job}")]
-            raise soak.fail(soak.cycles, f"jobs never done: {missing}") from None
+            found = "; ".join(f"{job}: {locate_job(client, job)}" for job in missing)
+            raise soak.fail(soak.cycles, f"jobs never done: {found}") from None
         runs = dict(zip(ids, map(int, client.mget([f"executions:{j}" for j in ids])), strict=True))
         formation.signal(signal.SIGTERM)
         formation.wait(SHUTDOWN_TIMEOUT_SECONDS + DEADLINE_SECONDS)
