@@ -383,6 +383,7 @@ def run_cycle(soak: Soak, cycle: int) -> None:
 
 
 UNACKED_INDEX_KEY = "unacked_index"  # kombu's Redis transport: delivery tag -> delivered at
+UNACKED_MUTEX_KEY = "unacked_mutex"  # held while one worker scans for messages to restore
 
 
 def age_unacknowledged(client: redis.Redis) -> int:
@@ -393,6 +394,9 @@ def age_unacknowledged(client: redis.Redis) -> int:
     tags: list[str] = [str(tag) for tag in client.zrange(UNACKED_INDEX_KEY, 0, -1)]
     if tags:
         client.zadd(UNACKED_INDEX_KEY, dict.fromkeys(tags, 0))
+    # The restore's mutex expires after 5 minutes, well within those 12: a worker killed while it
+    # held it (its scan at start-up) would otherwise hold off the next scan for as long.
+    client.delete(UNACKED_MUTEX_KEY)
     return len(tags)
 
 
@@ -410,7 +414,7 @@ def locate_job(client: redis.Redis, job: str) -> str:
                     since = client.zscore(UNACKED_INDEX_KEY, tag)
                     places.append(f"unacked (tag {tag!r}, index score {since})")
     ran = int(client.get(f"executions:{job}") or 0)
-    lock = client.ttl("unacked_mutex")
+    lock = client.ttl(UNACKED_MUTEX_KEY)
     where = ", ".join(places) or "in no queue nor unacked"
     return f"{where}; ran {ran} times; unacked_mutex ttl {lock}"
 
