@@ -67,6 +67,8 @@ class Project:
     platform is known (not on a laptop)."""
     notes: tuple[str, ...] = ()
     """What `procrun check` adds that is no mistake: why a program got no readiness default."""
+    platform_deadline: float | None = None
+    """The platform's stop deadline as stated (procrun.toml or --platform-deadline), if it is."""
 
     @property
     def on_give_up(self) -> GiveUpPolicy:
@@ -94,7 +96,7 @@ class Project:
             *(f"removed: {r.name} ({r.source}, was {r.removed})" for r in self.procfile.removals),
             f"settings: {sources}",
             f"shutdown deadline: {deadline}; on give-up: {self.on_give_up}; "
-            f"platform: {describe_platform(self.platform)}",
+            f"platform: {describe_platform(self.platform, self.platform_deadline)}",
         ]
         if self.venv_bin is not None:
             lines.append(f"PATH: {self.venv_bin} first (procrun runs from that virtualenv)")
@@ -270,6 +272,7 @@ def load_project(options: ProjectOptions, environ: Mapping[str, str]) -> Project
         recipe,
         tuple(start_warnings),
         tuple(notes),
+        stated,
     )
 
 

@@ -75,16 +75,24 @@ _DETECTED_BY = {
     "render": "RENDER=true",
     "heroku": "DYNO is set",
     "kubernetes": "KUBERNETES_SERVICE_HOST is set",
-    "docker": "/.dockerenv exists: a container, whose stop timeout procrun cannot see; "
-    "state platform_deadline for start to check against it",
+    "docker": "/.dockerenv exists: a container, whose stop timeout procrun cannot see",
 }
+_UNSEEN_DEADLINE = {"docker": "state platform_deadline for start to check against it"}
 
 
-def describe_platform(platform: str | None) -> str:
-    """The platform and why procrun thinks so, for `procrun check`."""
+def describe_platform(platform: str | None, stated_deadline: float | None = None) -> str:
+    """The platform and why procrun thinks so, and the deadline the project states for it, for
+    `procrun check`; where procrun cannot see the deadline and none is stated, a hint."""
     if platform is None:
-        return "not detected"
-    return f"{platform} ({_DETECTED_BY.get(platform, 'detected')})"
+        detected = "not detected"
+    else:
+        why = _DETECTED_BY.get(platform, "detected")
+        if stated_deadline is None and platform in _UNSEEN_DEADLINE:
+            why = f"{why}; {_UNSEEN_DEADLINE[platform]}"
+        detected = f"{platform} ({why})"
+    if stated_deadline is not None:
+        detected += f"; platform_deadline {_seconds(stated_deadline)} (stated)"
+    return detected
 
 
 def grace_warnings(

@@ -19,7 +19,8 @@ from procrun.project.celery_worker import runs_celery_worker
 from procrun.project.shell import command_words, last_step
 from procrun.settings import Probe, ProbeKind
 
-CELERY_READY = r"celery@\S+ ready\."
+# Any node name: `-n %n-${PS}@%h` (README, several workers) logs `host-worker.1@host ready.`
+CELERY_READY = r"\S+@\S+ ready\."
 UVICORN_READY = r"Uvicorn running on "
 # Redis 7.2 says "Ready to accept connections tcp" (or unix); 7.0 with only a unix socket says
 # "The server is now ready to accept connections at <path>".

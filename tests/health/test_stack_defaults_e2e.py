@@ -76,17 +76,19 @@ def test_uvicorn_is_ready_on_its_startup_line(tmp_path: Path) -> None:
 
 
 def test_a_celery_worker_is_ready_on_its_own_ready_line(tmp_path: Path) -> None:
+    """With the node name the README advises for several workers (`-n %n-${PS}@%h`), which
+    the ready line carries instead of `celery@`."""
     (tmp_path / "redis").mkdir()
     redis = RedisServer(tmp_path / "redis")
     try:
         write_script(tmp_path, "tasks.py", CELERY_APP)
         procfile = (
-            "worker: celery -A tasks worker -l info --pool solo --without-gossip "
+            "worker: celery -A tasks worker -l info -n %n-${PS}@%h --pool solo --without-gossip "
             "--without-mingle --without-heartbeat\n"
         )
         with Procrun(tmp_path, procfile, env={"BROKER_URL": redis.url}) as pr:
-            pr.wait_for_line(r"worker.1 +\| .*celery@\S+ ready\.")
-            pr.wait_for_line(r"process.ready .*probe='log celery@.*' process=worker.1")
+            pr.wait_for_line(r"worker.1 +\| .*\S+-worker\.1@\S+ ready\.")
+            pr.wait_for_line(r"process.ready .*probe='log .*@.* ready.*' process=worker.1")
             pr.signal(signal.SIGTERM)
             assert pr.wait() == 0
     finally:

@@ -48,7 +48,7 @@ def test_check_shows_probes_dependencies_and_start_order(tmp_path: Path) -> None
         f"    alive: http http://127.0.0.1:$PORT/health status 200 every 10 s, timeout 5 s, "
         f"3 failures ({toml}:8)",
         "    depends on: redis (ready)",
-        r'    ready: log "celery@\S+ ready\." (default for a Celery worker), timeout 60 s',
+        r'    ready: log "\S+@\S+ ready\." (default for a Celery worker), timeout 60 s',
         '    alive: exec "celery -A app inspect ping -d celery@$HOSTNAME" every 30 s, '
         f"timeout 10 s, 3 failures ({toml}:13)",
         "    depends on: redis (ready); restarted when a dependency restarts",

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from procrun.project.formation import Formation
-from procrun.project.platforms import detect_platform, grace_warnings
+from procrun.project.platforms import describe_platform, detect_platform, grace_warnings
 from procrun.settings import ProcessSettings, ProcessSpec
 
 NO_DOCKERENV = Path("/nonexistent/.dockerenv")
@@ -164,3 +164,11 @@ def test_start_leaves_out_intended_cuts_but_keeps_mistakes() -> None:
     mistake = grace_warnings(worker, 300.0, "render", 300.0, include_cuts=False)
     assert len(mistake) == 1
     assert mistake[0].startswith("shutdown_timeout 300 s is not shorter than")
+
+
+def test_check_hints_at_platform_deadline_only_where_none_is_stated() -> None:
+    assert "state platform_deadline" in describe_platform("docker")
+    stated = describe_platform("docker", 300.0)
+    assert "state platform_deadline" not in stated
+    assert stated.endswith("platform_deadline 300 s (stated)")
+    assert describe_platform(None, 30.0) == "not detected; platform_deadline 30 s (stated)"
