@@ -146,7 +146,19 @@ def backoff_delay(settings: ProcessSettings, failures_in_window: int) -> float:
 
 
 COMMAND_NOT_FOUND = 127
-"""What a shell exits with when it cannot find or run the command."""
+"""What a shell exits with when it cannot find the command."""
+COMMAND_NOT_RUNNABLE = 126
+"""What a shell exits with when it finds the command but cannot run it (not executable)."""
+EX_CONFIG = 78
+"""sysexits.h's configuration error: a program that refuses to start as configured (a missing
+credential, say) exits with it, and no restart can change its configuration."""
+
+# Exits that no restart can fix, when they come before min_uptime: given up at once.
+_HOPELESS_AT_ONCE = {
+    COMMAND_NOT_FOUND: "command not found (exit 127 at once)",
+    COMMAND_NOT_RUNNABLE: "command cannot be run (exit 126 at once)",
+    EX_CONFIG: "configuration error (exit 78, EX_CONFIG, at once)",
+}
 
 
 def decide_after_exit(
@@ -160,13 +172,10 @@ def decide_after_exit(
     it ran (None when it never started)."""
     if exit_was_wanted(settings, returncode):
         return Finish()
-    if (
-        returncode == COMMAND_NOT_FOUND
-        and uptime is not None
-        and uptime < settings.min_uptime_seconds
-    ):
-        # The shell could not run it: no restart will find it either.
-        return GiveUp("command not found (exit 127 at once)")
+    hopeless = _HOPELESS_AT_ONCE.get(returncode)
+    if hopeless and uptime is not None and uptime < settings.min_uptime_seconds:
+        # The shell could not run it, or it refused its configuration: no restart changes that.
+        return GiveUp(hopeless)
     if settings.oneshot and settings.restart is RestartPolicy.NEVER:  # the release, say
         how = f"exit code {returncode}" if returncode >= 0 else f"signal {-returncode}"
         return GiveUp(f"failed with {how}")

@@ -78,6 +78,21 @@ def test_decisions() -> None:
     assert never == GiveUp("restart policy is never")
 
 
+@pytest.mark.parametrize(
+    ("returncode", "reason"),
+    [
+        (127, "command not found (exit 127 at once)"),
+        (126, "command cannot be run (exit 126 at once)"),
+        (78, "configuration error (exit 78, EX_CONFIG, at once)"),
+    ],
+)
+def test_an_exit_no_restart_can_fix_is_given_up_at_once(returncode: int, reason: str) -> None:
+    """Only before min_uptime: later, the same code is an ordinary failure and restarts."""
+    quick = replace(S, min_uptime_seconds=1.0)
+    assert decide_after_exit(quick, returncode, (1.0,), uptime=0.2) == GiveUp(reason)
+    assert decide_after_exit(quick, returncode, (1.0,), uptime=5.0) == Restart(0.0)
+
+
 def test_stop_plan_signals_the_leader_then_kills_the_group() -> None:
     assert stop_plan(S, 30.0) == (
         StopStep(0.0, signal.SIGTERM, Target.LEADER),
