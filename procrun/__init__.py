@@ -81,6 +81,20 @@ Module map, one line a module:
   export/render.py        a Render Blueprint: a service per type on top of the project's own
   export/formats.py       the formats by name, what each requires, where the files go
 
+  importing/: another supervisor's configuration as a Procfile (`procrun import supervisord`)
+  importing/supervisordconf.py  a supervisord.conf read as supervisord reads it, [include]s too
+  importing/expansions.py  %(name)s expansions: known names as text, the environment as ${X}
+  importing/shellwords.py  supervisord's argv (no shell) as a /bin/sh command, sh -c unwrapped
+  importing/environment.py  environment= pairs, and which go to env, .env or the command
+  importing/programkeys.py  [program:x] values as supervisord reads them; why keys are dropped
+  importing/lifecyclekeys.py  autorestart, startsecs, stopsignal... -> restart and stop settings
+  importing/program.py    one [program:x] -> its Procfile entries: numprocs, command, directory
+  importing/sections.py   the other sections ([supervisord], [inet_http_server]...) and why
+  importing/startorder.py  [group:x] and priority -> the programs in supervisord's start order
+  importing/translate.py  the whole file: working directories, where env and secrets go
+  importing/outcome.py    settings with the key they come from; dropped/note/warning lines
+  importing/writer.py     Procfile, procrun.toml with comments, .env (0600); no overwrite
+
   control/: the control socket
   control/protocol.py     the wire protocol: verbs, limits, encode/decode, typed results
   control/paths.py        where sockets live, one per project, in a private directory
@@ -96,6 +110,7 @@ Module map, one line a module:
   cli/main.py             the click group, `start` and `check`, the error funnel's end
   cli/oneoff.py           `procrun run`: a command in the formation's environment, exec'd
   cli/export.py           `procrun export FORMAT`: the project read as `start` reads it, written out
+  cli/importing.py        `procrun import supervisord FILE`: the files written, what was left out
   cli/remote.py           the click commands that talk to a running supervisor
   cli/client.py           asking a supervisor and printing its status, free of click
   cli/statusview.py       `procrun status` as a table, and the health exit code

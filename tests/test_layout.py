@@ -45,7 +45,10 @@ ALLOWED = {
     "control": {"base", "project", "output", "core", "control"},
     # The formation as another scheduler's units: what the project says, nothing of the core.
     "export": {"base", "project", "export"},
-    "cli": {"base", "project", "output", "core", "health", "watch", "control", "export", "cli"},
+    # Another supervisor's configuration read and written as a Procfile: project's parsers only.
+    "importing": {"base", "project", "importing"},
+    "cli": {"base", "project", "output", "core", "health", "watch", "control", "export", "cli"}
+    | {"importing"},
     "main": {"cli"},
 }
 

@@ -16,6 +16,7 @@ import click
 
 from procrun import __version__
 from procrun.cli.export import export_command
+from procrun.cli.importing import import_group
 from procrun.cli.oneoff import run_command
 from procrun.cli.remote import COMMANDS, socket_option, start_running
 from procrun.errors import EXIT_INTERRUPTED, ProcrunError, UsageError, exit_with
@@ -279,6 +280,7 @@ for command in COMMANDS:
     cli.add_command(command)
 cli.add_command(run_command(with_project_options, _project_options))
 cli.add_command(export_command(with_project_options, _project_options))
+cli.add_command(import_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
