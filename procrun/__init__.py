@@ -48,6 +48,8 @@ Module map, one line a module:
   project/formation.py    entries + settings + counts -> the ProcessSpecs to run
   project/programs.py     whether each command's program is there, before anything starts
   project/platforms.py    where procrun runs, that platform's SIGKILL deadline, the warnings
+  project/limits.py       the fds and pids a formation needs, judged against a limit
+  project/machinelimits.py  the machine's limits read for check, raised or refused at start
   project/loader.py       ProjectOptions -> Project: everything above, in order
 
   output/: what the user sees

@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import structlog
 
@@ -109,10 +108,14 @@ def _has_exited(pid: int) -> bool:
 def list_children(pid: int | None = None) -> list[int]:
     """Direct children of `pid` (default: this process), from Linux /proc: empty elsewhere (where
     nothing is adopted) and for a pid that is gone."""
+    # os.listdir and open, not Path.glob: status lists a thousand trees with this (a third of
+    # the time went into glob's pattern matching).
+    tasks = f"/proc/{pid or 'self'}/task"
     children: list[int] = []
-    for children_file in Path(f"/proc/{pid or 'self'}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            children.extend(int(pid) for pid in children_file.read_text().split())
+    with contextlib.suppress(OSError):
+        for task in os.listdir(tasks):
+            with contextlib.suppress(OSError), open(f"{tasks}/{task}/children", "rb") as file:
+                children.extend(map(int, file.read().split()))
     return children
 
 

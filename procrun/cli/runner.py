@@ -29,6 +29,7 @@ from procrun.output.eventlog import LogFormat
 from procrun.output.relay import OutputStyle, Relay, use_colour
 from procrun.output.sink import open_stdout_sink
 from procrun.project.loader import ProjectOptions, load_project
+from procrun.project.machinelimits import apply_limits
 from procrun.reaper import Reaper
 from procrun.settings import SupervisorOptions
 from procrun.supervisor import HANDLED_SIGNALS, Supervisor
@@ -62,6 +63,8 @@ async def run_start(options: StartOptions) -> int:
         loop, HANDLED_SIGNALS, lambda sig: queue.put_nowait(SignalReceived(sig))
     ):
         project = load_project(options.project, os.environ)
+        # Refused here, in one line, if the machine's limits cannot hold the formation.
+        raised = apply_limits(project.formation.release, project.formation.processes)
         if options.watch:
             from procrun.watch.watcher import import_watchfiles
 
@@ -80,6 +83,8 @@ async def run_start(options: StartOptions) -> int:
         )
         log = structlog.get_logger()
         loop.set_exception_handler(eventlog.report_loop_error)
+        for r in raised:
+            log.info("limit.raised", limit=r.limit, was=r.was, now=r.now, needed=r.needed)
         as_pid1 = os.getpid() == 1
         adopt_orphans = as_pid1 or signals.become_subreaper()
         # As PID 1 the kernel cleans up after procrun; otherwise the undertaker does.

@@ -17,6 +17,7 @@ from procrun.project.config import Config, load_config, ready_is_configured, unk
 from procrun.project.dependencies import waves_of
 from procrun.project.environ import load_env_files, merge_environment, own_virtualenv_bin
 from procrun.project.formation import Formation, build_formation
+from procrun.project.machinelimits import describe_limits
 from procrun.project.platforms import DOCKER, describe_platform, detect_platform, grace_warnings
 from procrun.project.procfile import DEFAULT_PROCFILE, RELEASE_PROCESS, Procfile, load_procfiles
 from procrun.project.programs import busy_port_warnings, check_programs
@@ -107,6 +108,7 @@ class Project:
         if any(spec.settings.depends_on for spec in (*release, *self.formation.processes)):
             waves = [", ".join(wave) for wave in waves_of(self.formation.processes)]
             lines.append(f"start order: {'; then '.join([*(s.kind for s in release), *waves])}")
+        lines += describe_limits(self.formation.release, self.formation.processes)
         lines += [f"warning: {warning}" for warning in self.warnings]
         lines += [f"note: {note}" for note in self.notes]
         return lines

@@ -1,19 +1,25 @@
 """Scale: a formation of 200 processes starts, reports, relays and stops; a SIGTERM in the middle
-of starting a large one stops the spawning (issue 6)."""
+of starting a large one stops the spawning (issue 6). Issue 18 at a size CI can run: every line
+of 300 children relayed whole and `status --json` listing all of them, a formation the
+open-file limit cannot hold refused in one line, and a quiet process heard through 50 flooding
+ones. Nothing here is timed: the figures are `make bench` scenarios 8, 11 and 12."""
 
+import collections
+import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakecontrol import short_temp_dir
-from tests.harness import Procrun, peak_rss_bytes, pid_alive, wait_until_dead
+from tests.harness import Procrun, client_command, peak_rss_bytes, pid_alive, wait_until_dead
 
 # A small child: sh prints the ready line with its pid, then becomes `sleep` (same pid), which
 # the stop signal ends. No Python per child, so 200 of them fit a small CI machine.
@@ -116,3 +122,114 @@ def test_hundreds_of_children_exiting_at_once_are_all_reaped(tmp_path: Path, run
     assert len(set(stopped)) == STORM
     assert "wakeup fd" not in procrun.stderr
     assert "Exception ignored" not in procrun.stderr
+
+
+COUNT = 300
+# Three lines carrying the pid, then `sleep` in the same pid, which the stop signal ends.
+CHATTY = 's: sh -c \'echo "ready $$"; echo "line $$ 2"; echo "line $$ 3"; exec sleep 1000\'\n'
+
+
+def open_files_limit(soft: int, hard: int) -> Callable[[], None]:
+    """preexec_fn: procrun starts under this RLIMIT_NOFILE."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_three_hundred_children_every_line_relayed_and_listed(
+    tmp_path: Path, socket_path: Path
+) -> None:
+    """Under a soft limit of 64 open files (and a hard one of 4096) procrun raises its own, says
+    so, and runs all 300."""
+    env = {"PROCRUN_SOCKET": str(socket_path)}
+    limit = open_files_limit(64, 4096)
+    with Procrun(tmp_path, CHATTY, "-c", f"s={COUNT}", env=env, preexec_fn=limit) as procrun:
+        raised = procrun.wait_for_line(r"limit\.raised .*limit='open files' .*was=64")
+        assert "now=658" in raised.string, raised.string  # twice the need: (300 + 29) * 2
+        for _ in range(COUNT):
+            procrun.wait_for_line(r"process\.running .*process=s\.\d+", LONG_DEADLINE)
+        status = client_command(socket_path, "status", "--json")
+        listed, errors = status.communicate(timeout=LONG_DEADLINE)
+        assert status.returncode == 0, errors
+        rows = json.loads(listed)["processes"]
+        procrun.signal(signal.SIGTERM)
+        assert procrun.wait(LONG_DEADLINE) == 0
+        procrun.rest(LONG_DEADLINE)
+    assert [row["name"] for row in rows] == [f"s.{n}" for n in range(1, COUNT + 1)]
+    assert {row["state"] for row in rows} == {"RUNNING"}
+    pids = {row["name"]: row["pid"] for row in rows}
+
+    seen: collections.Counter[tuple[str, str]] = collections.Counter()
+    for line in procrun.transcript().splitlines():
+        if line.startswith("procrun "):
+            continue
+        match = re.fullmatch(r"(s\.\d+) +\| (?:ready (\d+)|line (\d+) ([23]))", line)
+        assert match is not None, f"garbled: {line!r}"
+        name, pid = match.group(1), match.group(2) or match.group(3)
+        assert int(pid) == pids[name], line
+        seen[(name, match.group(4) or "1")] += 1
+    assert seen == collections.Counter({(n, k): 1 for n in pids for k in "123"})
+    for pid in pids.values():
+        wait_until_dead(pid)
+    assert "Traceback" not in procrun.stderr
+
+
+def test_a_formation_over_the_hard_open_files_limit_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    marker = "1000.4242"  # `sleep` with this argument: none may ever run
+    with Procrun(
+        tmp_path, f"s: sleep {marker}\n", "-c", f"s={COUNT}", preexec_fn=open_files_limit(64, 64)
+    ) as procrun:
+        assert procrun.wait(LONG_DEADLINE) == 1
+        output = procrun.rest()
+    assert procrun.stderr == (
+        f"procrun: {COUNT} processes need about 329 open files, more than the hard limit allows "
+        "(ulimit -Hn 64); raise the hard limit (docker run --ulimit nofile=N, LimitNOFILE=N) "
+        "or run fewer (-c)\n"
+    )
+    assert not any("process.spawned" in line for line in output), output
+    assert [pid for pid in _pids_running(marker) if pid_alive(pid)] == []
+
+
+def _pids_running(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+FLOODERS = 50
+FLOOD_LINES = 20_000
+QUIET_LINES = 10
+# Each flooder writes 4096-byte blocks that end mid-line (yes | head, through stdio), as fast
+# as it can; the quiet one a line every 50 ms meanwhile. Both are one-shots: procrun exits,
+# with 0, once every one of them has finished, and that is what the test waits for.
+FAIRNESS = (
+    f'flood: yes "F$$" | head -n {FLOOD_LINES}\n'
+    f"quiet: sh -c 'for i in $(seq {QUIET_LINES}); do echo \"quiet $i\"; sleep 0.05; done'\n"
+)
+ONESHOTS = "[processes.flood]\noneshot = true\n[processes.quiet]\noneshot = true\n"
+
+
+def test_a_quiet_process_is_heard_through_fifty_flooding_ones(tmp_path: Path) -> None:
+    out_path = tmp_path / "out"
+    with (
+        out_path.open("wb") as out,
+        Procrun(
+            tmp_path, FAIRNESS, "-c", f"flood={FLOODERS}", toml=ONESHOTS, stdout=out.fileno()
+        ) as procrun,
+    ):
+        assert procrun.wait(LONG_DEADLINE) == 0, procrun.stderr
+    data = out_path.read_bytes()
+    flood = collections.Counter(re.findall(rb"^flood\.\d+ +\| F(\d+)$", data, re.MULTILINE))
+    quiet = re.findall(rb"^quiet\.1 +\| quiet (\d+)$", data, re.MULTILINE)
+    own = re.findall(rb"^procrun +\| ", data, re.MULTILINE)
+    lines = data.count(b"\n")
+    assert quiet == [str(n).encode() for n in range(1, QUIET_LINES + 1)]
+    assert len(flood) == FLOODERS
+    assert set(flood.values()) == {FLOOD_LINES}, "a flooder's lines were lost or garbled"
+    assert lines == FLOODERS * FLOOD_LINES + QUIET_LINES + len(own), "garbled lines"
