@@ -1,7 +1,10 @@
 """What each child inherits from procrun, and what it must not."""
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.harness import Procrun, child
 
@@ -21,13 +24,22 @@ def careless_parent() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 
 
+def careful_parent() -> None:
+    """What a Docker CMD or a terminal gives: nothing ignored but what Python itself ignores,
+    nothing blocked. procrun then spawns with vfork, no code of its own in the child."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+@pytest.mark.parametrize("parent", [careless_parent, careful_parent])
 def test_children_get_a_clean_signal_state_devnull_stdin_and_their_own_session(
-    tmp_path: Path,
+    tmp_path: Path, parent: Callable[[], None]
 ) -> None:
     procfile = (
         f"inspector: {child(INSPECTOR)}\nsignals: grep -E '^Sig(Ign|Blk)' /proc/self/status\n"
     )
-    with Procrun(tmp_path, procfile, toml=ONESHOT, preexec_fn=careless_parent) as procrun:
+    with Procrun(tmp_path, procfile, toml=ONESHOT, preexec_fn=parent) as procrun:
         line = procrun.wait_for_line(r"inspector stdin=").string
         ignored = procrun.wait_for_line(r"signals.1 +\| SigIgn:\s+(\w+)").group(1)
         blocked = procrun.wait_for_line(r"signals.1 +\| SigBlk:\s+(\w+)").group(1)

@@ -183,7 +183,7 @@ def test_a_second_supervisor_is_refused_and_a_stale_socket_is_replaced(
         leader = int(first.transcript().split("leader ")[1].split()[0])
         first.proc.kill()  # a crash: the socket file stays behind
         first.proc.wait()
-        wait_until_dead(leader)  # the parent-death signal took the child down too
+        wait_until_dead(leader)  # the undertaker took the child down too
     assert socket_path.exists()
     with Procrun(tmp_path, f"web: {child(RECORDER)}\n", env=env) as third:
         third.wait_for_line(r"process.running .*process=web.1")
