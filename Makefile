@@ -5,11 +5,14 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint venv clean redis-server-installed soak
 
-$(BIN)/procrun: pyproject.toml
+# The examples' own requirements come in too: their end-to-end tests run in `make test`.
+EXAMPLE_REQUIREMENTS := $(wildcard examples/*/requirements.txt)
+
+$(BIN)/procrun: pyproject.toml $(EXAMPLE_REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "procrun needs Python >= 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' $(addprefix -r ,$(EXAMPLE_REQUIREMENTS))
 	@touch $@
 
 venv: $(BIN)/procrun
@@ -34,8 +37,8 @@ redis-server-installed:
 	  exit 1; }
 
 lint: venv
-	$(BIN)/ruff check procrun tests app bench
-	$(BIN)/ruff format --check procrun tests app bench
+	$(BIN)/ruff check procrun tests app bench examples
+	$(BIN)/ruff format --check procrun tests app bench examples
 	$(BIN)/mypy
 
 # Three workers: the tests mostly wait on real processes, so two cores carry three at once; the

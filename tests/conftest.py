@@ -8,6 +8,7 @@ import pytest
 
 APP_TESTS = Path(__file__).parent / "app"
 SOAK = Path(__file__).parent / "reliability" / "test_soak.py"
+EXAMPLE_TESTS = Path(__file__).parent / "examples"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -18,3 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = Path(str(item.path))
         if APP_TESTS in path.parents or path == SOAK:  # the soak runs the app's formation too
             item.add_marker(pytest.mark.xdist_group("formations"))
+        elif path.parent == EXAMPLE_TESTS and path.name.startswith("test_"):
+            # Each example's formation (tests/examples/test_<example>.py) on one worker of its
+            # own, beside the app's: one whole stack per worker at a time.
+            item.add_marker(pytest.mark.xdist_group(path.stem))

@@ -1,0 +1,11 @@
+"""ASGI config for mysite, as startproject writes it (the Procfile serves WSGI with gunicorn)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+
+application = get_asgi_application()

@@ -1,0 +1,1 @@
+"""reports: jobs submitted over HTTP, built by a Celery task, one row each."""
