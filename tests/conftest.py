@@ -14,12 +14,14 @@ EXAMPLE_TESTS = Path(__file__).parent / "examples"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The reference app's tests each run a whole formation (gunicorn, a Celery worker with its
     pool, Beat, a redis-server): under `pytest -n 3 --dist loadgroup` (make test) they share one
-    worker, so no two formations compete for the two cores while their timing is under test."""
+    worker, so that no two of them compete for the cores. The soak (the app's formation through
+    20 cycles, over two minutes) and each example's module are groups of their own: one whole
+    stack per worker at a time, and the app's group no longer waits for the soak to finish."""
     for item in items:
         path = Path(str(item.path))
-        if APP_TESTS in path.parents or path == SOAK:  # the soak runs the app's formation too
+        if path == SOAK:
+            item.add_marker(pytest.mark.xdist_group("soak"))
+        elif APP_TESTS in path.parents:
             item.add_marker(pytest.mark.xdist_group("formations"))
         elif path.parent == EXAMPLE_TESTS and path.name.startswith("test_"):
-            # Each example's formation (tests/examples/test_<example>.py) on one worker of its
-            # own, beside the app's: one whole stack per worker at a time.
-            item.add_marker(pytest.mark.xdist_group(path.stem))
+            item.add_marker(pytest.mark.xdist_group(path.stem))  # tests/examples/test_<example>.py
