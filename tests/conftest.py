@@ -25,3 +25,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("formations"))
         elif path.parent == EXAMPLE_TESTS and path.name.startswith("test_"):
             item.add_marker(pytest.mark.xdist_group(path.stem))  # tests/examples/test_<example>.py
+    # Longest first: xdist hands out work in collection order, and the soak, collected last,
+    # started on whichever worker came free minutes in and ran on alone at the end.
+    items.sort(key=_scheduling_rank)
+
+
+def _scheduling_rank(item: pytest.Item) -> int:
+    path = Path(str(item.path))
+    if path == SOAK:
+        return 0
+    if APP_TESTS in path.parents or path.parent == EXAMPLE_TESTS:
+        return 1
+    return 2
