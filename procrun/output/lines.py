@@ -2,8 +2,10 @@
 
 Children write in any chunk size (C stdio writes 4096-byte blocks ending mid-line). Each child has
 a LineAssembler that keeps the unfinished tail of its output and emits only complete lines, so lines
-of different processes never mix. Work is done per chunk with bytes methods, not per line in Python.
-A tail is flushed after a short pause or at EOF; a line over the bound is split with a marker.
+of different processes never mix. Work is done per chunk with bytes methods, not per line in Python,
+and a chunk is handed on as it was read, with the tail carried over from the last one beside it:
+joining the two would copy every relayed byte once more (issue 18). A tail is flushed after a short
+pause or at EOF; a line over the bound is split with a marker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ class LineSink(Protocol):
     paused: bool
 
     def emit_lines(self, name: str, kind: str, block: bytes, continued: bool = False) -> None: ...
+
+    def emit_chunk(self, name: str, kind: str, head: bytes, chunk: bytes, end: int) -> None:
+        """Complete lines `head + chunk[:end]` (without the final newline); `chunk[end]` is a
+        newline and `chunk` holds no newline after it."""
+        ...
 
 
 class LineAssembler:
@@ -42,10 +49,11 @@ class LineAssembler:
         if cut < 0:
             self._tail += chunk
         else:
-            # One copy, not two, when a partial line is carried over (block writes end mid-line).
-            block = b"".join((self._tail, memoryview(chunk)[:cut])) if self._tail else chunk[:cut]
-            self._tail = chunk[cut + 1 :]
-            self._emit_complete(block)
+            head, self._tail = self._tail, chunk[cut + 1 :]
+            if _has_over_long_line(chunk, cut, len(head)):
+                self._emit_cut(head + chunk[:cut])
+            else:  # the common case: the lines go out whole, as read
+                self._relay.emit_chunk(self._name, self._kind, head, chunk, cut)
         while len(self._tail) > MAX_LINE_BYTES:
             head, self._tail = _split_at_char_boundary(self._tail, MAX_LINE_BYTES)
             self._relay.emit_lines(self._name, self._kind, head, continued=True)
@@ -57,12 +65,9 @@ class LineAssembler:
                 self._clock.now() + PARTIAL_LINE_FLUSH_SECONDS, self._on_flush_timer
             )
 
-    def _emit_complete(self, block: bytes) -> None:
-        # The common, fast case: no over-long line, the block goes out whole. Only a block with
-        # one is cut line by line (a full pipe's read is just over the bound most of the time).
-        if not _has_over_long_line(block):
-            self._relay.emit_lines(self._name, self._kind, block)
-            return
+    def _emit_cut(self, block: bytes) -> None:
+        """Lines of which some are over the bound: those are cut, the runs between them go out
+        whole."""
         run: list[bytes] = []
         for line in block.split(b"\n"):
             if len(line) <= MAX_LINE_BYTES:
@@ -105,13 +110,19 @@ class LineAssembler:
         self._flush_tail()
 
 
-def _has_over_long_line(block: bytes) -> bool:
-    """Whether a line in `block` (lines without the final newline) exceeds MAX_LINE_BYTES. Every
-    window of MAX_LINE_BYTES + 1 bytes from a line start must hold a newline; jumping to the
-    window's last one checks a 256 KiB block in a handful of C-speed searches."""
+def _has_over_long_line(chunk: bytes, end: int, carried: int) -> bool:
+    """Whether a line of `chunk[:end]`, the first one `carried` bytes longer, exceeds
+    MAX_LINE_BYTES. Every window of MAX_LINE_BYTES + 1 bytes from a line start must hold a
+    newline; jumping to the window's last one checks a 256 KiB chunk in a handful of C-speed
+    searches."""
     start = 0
-    while len(block) - start > MAX_LINE_BYTES:
-        newline = block.rfind(b"\n", start, start + MAX_LINE_BYTES + 1)
+    if carried:  # the first line started in an earlier chunk; chunk[end] is a newline
+        first = chunk.find(b"\n", 0, end + 1)
+        if carried + first > MAX_LINE_BYTES:
+            return True
+        start = first + 1
+    while end - start > MAX_LINE_BYTES:
+        newline = chunk.rfind(b"\n", start, start + MAX_LINE_BYTES + 1)
         if newline < 0:
             return True
         start = newline + 1

@@ -29,6 +29,9 @@ CHILD_PIPE_BYTES = 256 * 1024
 MAX_GROWN_CHILD_PIPES = 32
 # A read larger than a default pipe holds: a child is flooding (procrun/output/heap.py).
 BURST_READ_BYTES = 64 * 1024
+# Below this, a chunk's lines are joined to their first line's start and written at once, as
+# emit_lines does; above, the chunk is handed over apart, so that it is not copied again.
+JOIN_BELOW_BYTES = 16 * 1024
 CONTINUED_MARKER = b" [procrun: line continues]"
 MAX_HELD_BYTES = 256 * 1024
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
@@ -127,6 +130,24 @@ class Relay:
                 self._write(name, kind, block, continued)
             return
         self._write(name, kind, block, continued)
+
+    def emit_chunk(self, name: str, kind: str, head: bytes, chunk: bytes, end: int) -> None:
+        """Write the complete lines `head + chunk[:end]` (lines.py, LineSink) with no copy but
+        the prefixed one: a block write of a flooding child comes through here."""
+        if (
+            end < JOIN_BELOW_BYTES  # copying so little costs less than a second write
+            or self.style.json
+            or (self._taps and name in self._taps)
+            or name in self._held
+        ):
+            self.emit_lines(name, kind, head + chunk[:end])
+            return
+        self.history.record_chunk(name, head, chunk, end)
+        prefix = self.prefix(name, kind)
+        prefixed = chunk.replace(b"\n", b"\n" + prefix)
+        # Up to the last newline, the one at chunk[end]: not the prefix after it, nor the tail.
+        stop = len(prefixed) - (len(chunk) - end - 1) - len(prefix)
+        self.sink.writev((prefix + head, memoryview(prefixed)[:stop]))
 
     def tap(self, name: str, reader: Callable[[bytes], None] | None) -> None:
         """Hand every block of `name`'s lines to `reader` too (a log readiness probe), or stop

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from procrun.output.pipesize import grow_pipe
 
@@ -31,6 +31,11 @@ class Sink:
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
+
+    def writev(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Write `parts` in order, as one write would: the relay hands over its prefixed copy
+        of a chunk as a view, so a sink that can write it as it is saves a copy."""
+        self.write(b"".join(parts))
 
     async def aclose(self) -> None:
         """Flush what is buffered."""
@@ -50,7 +55,11 @@ class BlockingSink(Sink):
         super().__init__()
         self._fd = fd
 
-    def write(self, data: bytes) -> None:
+    def writev(self, parts: Sequence[bytes | memoryview]) -> None:
+        for part in parts:
+            self.write(part)
+
+    def write(self, data: bytes | memoryview) -> None:
         if self.lost:
             return
         view = memoryview(data)
@@ -97,7 +106,11 @@ class PipeSink(Sink):
         transport.set_write_buffer_limits(high=STDOUT_HIGH_WATER_BYTES)
         self._transport = transport
 
-    def write(self, data: bytes) -> None:
+    def writev(self, parts: Sequence[bytes | memoryview]) -> None:
+        for part in parts:  # each written at once if the pipe has room, else buffered
+            self.write(part)
+
+    def write(self, data: bytes | memoryview) -> None:
         if self.lost or self._transport is None or self._transport.is_closing():
             return
         self._transport.write(data)

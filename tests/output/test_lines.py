@@ -34,6 +34,20 @@ def test_lines_split_across_chunks_come_out_whole() -> None:
     ]
 
 
+def test_every_line_of_a_chunk_gets_the_coloured_prefix() -> None:
+    """Small reads and a large one (written as read, beside the carried line start) alike."""
+    relay, sink, clock = assembler_with(OutputStyle(colour=True))
+    assembler = LineAssembler(relay, "web.1", "web", clock)
+    many = [b"line %d" % n for n in range(5000)]
+    large = b"\n".join(many)[3:] + b"\nend"
+    for chunk in (b"hel", b"lo\nwor", b"ld\nlin", large, b"\n"):
+        assembler.feed(chunk)
+    prefix = relay.prefix("web.1", "web")
+    assert prefix.startswith(b"\x1b[")
+    lines = [b"hello", b"world", *many, b"end"]
+    assert bytes(sink.data) == b"".join(prefix + line + b"\n" for line in lines)
+
+
 def test_an_over_long_line_is_split_at_the_bound_with_a_marker() -> None:
     relay, sink, clock = assembler_with()
     assembler = LineAssembler(relay, "web.1", "web", clock)
@@ -81,13 +95,42 @@ def test_only_over_long_lines_are_split_in_a_big_chunk(lengths: list[int]) -> No
     lines = [bytes([ord("a") + i % 26]) * length for i, length in enumerate(lengths)]
     assembler.feed(b"\n".join(lines) + b"\n")
     assembler.close()
+    assert bytes(sink.data).split(b"\n")[:-1] == cut_at_the_bound(lines)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(LINE_LENGTHS), min_size=1, max_size=6),
+    st.lists(st.integers(min_value=1, max_value=3 * MAX_LINE_BYTES), max_size=8),
+)
+def test_lines_come_out_the_same_wherever_the_reads_end(
+    lengths: list[int], reads: list[int]
+) -> None:
+    """Block writes end mid-line, so a line's start is carried over to the next read: that must
+    change neither what comes out nor where an over-long line is cut."""
+    relay, sink, clock = assembler_with()
+    assembler = LineAssembler(relay, "web.1", "web", clock)
+    lines = [bytes([ord("a") + i % 26]) * length for i, length in enumerate(lengths)]
+    stream = b"\n".join(lines) + b"\n"
+    start = 0
+    for size in [*reads, len(stream)]:
+        if start < len(stream):
+            assembler.feed(stream[start : start + size])
+        start += size
+    assembler.close()
+    assert bytes(sink.data).split(b"\n")[:-1] == cut_at_the_bound(lines)
+
+
+def cut_at_the_bound(lines: list[bytes]) -> list[bytes]:
+    """The lines as the relay writes them: over-long ones cut at the bound, with the marker on
+    every piece but the last."""
     expected = []
     for line in lines:
         while len(line) > MAX_LINE_BYTES:
             expected.append(line[:MAX_LINE_BYTES] + CONTINUED_MARKER)
             line = line[MAX_LINE_BYTES:]
         expected.append(line)
-    assert bytes(sink.data).split(b"\n")[:-1] == [b"web.1    | " + line for line in expected]
+    return [b"web.1    | " + line for line in expected]
 
 
 def test_a_split_never_cuts_a_utf8_character() -> None:

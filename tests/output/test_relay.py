@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from procrun.output.lines import LineAssembler
 from procrun.output.relay import (
     CHILD_PIPE_BYTES,
     MAX_GROWN_CHILD_PIPES,
@@ -152,3 +153,21 @@ def test_held_lines_are_kept_back_until_written() -> None:
     relay.write_held("web.1", "web", held)
     assert bytes(sink.data) == b"web.1    | Traceback\n"
     assert relay.history.recent([], 10) == [("web.1", "Traceback")], "in the history at once"
+
+
+def test_lines_read_in_blocks_are_held_and_tapped_like_any_other() -> None:
+    """A chunk read from a child goes out as it was read only when nothing else wants the lines:
+    held (a crash loop's run) or tapped (a log probe), they are kept and handed over whole."""
+    relay, sink = relay_with()
+    tapped: list[bytes] = []
+    relay.hold("web.1")
+    relay.tap("web.1", tapped.append)
+    assembler = LineAssembler(relay, "web.1", "web", FakeClock())
+    for chunk in (b"Trace", b"back\n  File", b' "app.py"\nError\n'):
+        assembler.feed(chunk)
+    assert sink.data == b""
+    assert tapped == [b"Traceback", b'  File "app.py"\nError']
+    assert relay.release("web.1") == b'Traceback\n  File "app.py"\nError'
+    relay.tap("web.1", None)
+    assembler.feed(b"next\n")
+    assert bytes(sink.data) == b"web.1    | next\n"

@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import random
 import re
 import signal
 import time
@@ -48,6 +49,43 @@ def test_mid_line_blocks_from_several_children_never_mix(tmp_path: Path) -> None
     }
     for numbers in seen.values():
         assert numbers == list(range(count)), "lines of one child must keep their order"
+
+
+# Lines of mixed lengths written in blocks of mixed sizes, then a last line with no newline.
+UNEVEN_WRITER = """
+import os, random, sys
+tag, seed = sys.argv[1], int(sys.argv[2])
+rng = random.Random(seed)
+lines = [b"%s %06d " % (tag.encode(), n) + b"y" * rng.choice((0, 1, 40, 700, 5000))
+         for n in range(3000)]
+view = memoryview(b"\\n".join(lines) + b"\\nlast line of " + tag.encode())
+while view:
+    size = rng.choice((1, 7, 4095, 4096, 4097, 65536, 100003))
+    while size and view:
+        written = os.write(1, view[:size])
+        view, size = view[written:], size - written
+"""
+
+
+def test_uneven_blocks_arrive_as_whole_lines_in_order(tmp_path: Path) -> None:
+    """Reads end anywhere in a line, so the relay carries each line's start over to the next
+    read: every line must come out whole, under its own prefix, in order, none lost, and the
+    unfinished last line at exit too."""
+    script = tmp_path / "uneven.py"
+    script.write_text(UNEVEN_WRITER)
+    toml = '[defaults]\nrestart = "on-failure"\n'
+    procfile = "".join(f"u{n}: {child(script, f'u{n}', str(n))}\n" for n in range(3))
+    with Procrun(tmp_path, procfile, toml=toml) as procrun:
+        assert procrun.wait(60) == 0
+        received: dict[str, list[str]] = defaultdict(list)
+        for line in procrun.rest():
+            name, bar, body = line.partition(" | ")
+            if bar and not name.startswith("procrun"):
+                received[name.strip()].append(body)
+    for n in range(3):
+        rng = random.Random(n)
+        expected = [f"u{n} {i:06d} " + "y" * rng.choice((0, 1, 40, 700, 5000)) for i in range(3000)]
+        assert received[f"u{n}.1"] == [*expected, f"last line of u{n}"]
 
 
 def test_binary_and_over_long_lines_do_not_break_the_relay(tmp_path: Path) -> None:
