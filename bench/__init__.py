@@ -4,4 +4,5 @@ tools.py configures each tool for a formation, runs.py launches one run and leav
 behind, observe.py and procfs.py measure from outside (pipes, pidfds, /proc), relay.py,
 stopping.py and footprint.py are the scenarios, targets.py judges the issue's targets, and
 report.py writes docs/benchmarks.md. programs/ holds the children the tools supervise.
+soak.py is the leak soak, a run of its own (`make bench-soak`), soakreport.py its result.
 """

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import (
+    fairness,
     footprint,
     procfs,
     readiness,
@@ -29,6 +30,7 @@ from bench import (
     runs,
     stopping,
     targets,
+    thousand,
     watching,
 )
 from bench.runs import FULL, SMOKE, Sizes
@@ -48,6 +50,8 @@ SCENARIOS: list[tuple[int, str, Callable[[Sizes], Table | list[Table]]]] = [
     (8, "scale", footprint.scale),
     (9, "readiness", readiness.readiness),
     (10, "watch", watching.watch_latency),
+    (11, "thousand", thousand.thousand),
+    (12, "fairness", fairness.fairness),
 ]
 
 
@@ -97,7 +101,8 @@ def main(argv: list[str]) -> int:
             else:
                 tables[key] = result
     finally:
-        runs.LEFTOVERS.extend(procfs.kill_marked(f"{runs.MARKER_VARIABLE}=", partial=True))
+        sweep = f"{runs.MARKER_VARIABLE}={runs.SESSION}-"
+        runs.LEFTOVERS.extend(procfs.kill_marked(sweep, partial=True))
 
     verdicts = targets.evaluate(tables, sizes.grace_seconds)
     command = {(): "make bench", ("--smoke",): "make bench-smoke"}.get(

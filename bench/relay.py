@@ -24,6 +24,7 @@ from bench.tools import DIRECT, PEERS, Program, Tool, writer
 
 CHILDREN = ("c1", "c2", "c3")
 FILL = b"x" * 48  # writer.py: "c1 0000042 " + 48 x = 59 bytes + newline
+LINE_BYTES = 60
 RELAY_TIMEOUT_SECONDS = 300.0
 EXAMPLE_BYTES = 90
 
@@ -45,7 +46,7 @@ def tally(tool: Tool, data: bytes, per_child: int) -> Tally:
     for raw, line in lines.child_lines(tool, data):
         body, child = line.body, line.body[:2]
         whole = (
-            len(body) == 59
+            len(body) == LINE_BYTES - 1
             and body[11:] == FILL
             and body[2:3] == b" "
             and body[10:11] == b" "
@@ -78,7 +79,10 @@ def _table(variant: str, sizes: Sizes) -> Table:
             "supervisor's stdout pipe and counts every line. *direct pipe*: the same children "
             "writing straight into one pipe, the machine's ceiling. The children get ready "
             "(lines built, READY printed) and start together on a SIGUSR1 from the benchmark; "
-            "lines/s counts from that signal to the last child's final line. Garbled: a line "
+            "lines/s counts from that signal to the last child's final line. *supervisor CPU "
+            "s*: all of its CPU time, start-up included; *CPU ms per MB relayed*: only what it "
+            "spent from the signal to the last line, over the MB (10^6 bytes) the children "
+            "wrote. Garbled: a line "
             "that is not exactly one child's line (after the tool's prefix) or names the wrong "
             "child; the direct pipe garbles block writes by nature (they end mid-line)."
         ),
@@ -89,6 +93,7 @@ def _table(variant: str, sizes: Sizes) -> Table:
             Column("garbled", "lines garbled", 0),
             Column("duplicated", "lines duplicated", 0),
             Column("cpu", "supervisor CPU s", 2),
+            Column("cpu_mb", "CPU ms per MB relayed", 2),
         ],
     )
 
@@ -106,6 +111,7 @@ def _one(
         out = run.launched.output
         pids = [int(pid) for pid in run.wait_ready(len(CHILDREN))]
         out.parse_lines = False
+        before = run.usage().cpu_seconds
         go = time.monotonic()
         for pid in pids:
             os.kill(pid, signal.SIGUSR1)
@@ -113,6 +119,7 @@ def _one(
         assert out.last_marker_at is not None
         elapsed = out.last_marker_at - go
         cpu = run.usage().cpu_seconds
+        relayed_mb = len(CHILDREN) * sizes.relay_lines * LINE_BYTES / 1e6
         if tool is not DIRECT:
             run.stop()
         counted = tally(tool, out.data(), sizes.relay_lines)
@@ -125,8 +132,10 @@ def _one(
         examples[tool.name] = counted.example
     if tool is DIRECT:
         table.say(tool.name, "cpu", "\N{EN DASH}")
+        table.say(tool.name, "cpu_mb", "\N{EN DASH}")
     else:
         table.add(tool.name, "cpu", cpu)
+        table.add(tool.name, "cpu_mb", 1000 * (cpu - before) / relayed_mb)
     if ceiling:
         table.add(tool.name, "ratio", 100 * rate / ceiling)
     return rate

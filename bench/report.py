@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from bench import soakreport
 from bench.runs import Sizes
 from bench.table import Table
 from bench.targets import Verdict
@@ -20,17 +21,25 @@ DASH = "\N{EN DASH}"
 # Why procrun misses a target, from profiling it (py-spy in bench/.venv, `python -X importtime`,
 # strace); shown only for the targets that the run at hand missed.
 _RELAY_WHY = (
-    "every byte crosses the kernel twice more than through the direct pipe (child to procrun, "
-    "procrun to stdout) and is copied by the relay to add the prefixes, on 2 cores shared with "
-    "the 3 writers and the benchmark's reader. Fixed so far: a read from a full pipe goes out "
-    "whole instead of line by line (procrun/output/relay.py, `_has_over_long_line`); procrun's "
-    "stdout pipe grows to 1 MiB and up to 32 child pipes to 256 KiB (procrun/output/pipesize.py); "
-    "through a burst glibc keeps its heap instead of faulting it in again on every pass "
-    "(procrun/output/heap.py: 16,000 -> 1,000 page faults, procrun's CPU halved). perf on a 5x "
-    "longer run after those: memchr and memmove (finding newlines, copying with the "
-    "prefixes) about 40% of procrun's CPU, the rest kernel pipe work and scheduling; the "
-    "benchmark's reader then uses more CPU than procrun. The direct pipe's own figure swings "
-    "by a third between repetitions here, so the verdict can flip between runs."
+    "the benchmark is CPU-bound on this machine's 2 cores, and a relay adds work there that the "
+    "direct pipe does not have. Measured on a quiet machine (issue 18, CPU per MB the children "
+    "wrote): through the direct pipe the 3 writers and the benchmark's reader take 1.8-2.0 ms "
+    "and keep both cores busy; through procrun the writers take ~0.7 ms, the reader ~1.3 (it "
+    "reads 12% more bytes, the prefixes) and procrun 0.75-1.0, about 3 ms in all: a ratio near "
+    "65-70% whatever the relay does, since 90% would need procrun under ~0.2 ms/MB, less than "
+    "its kernel pipe work alone (perf: half of procrun's CPU is the kernel copying each byte out "
+    "of a child's pipe and into stdout's, with their pages). procrun's own part is at pure "
+    "Python's floor: one copy per byte, bytes.replace putting in the prefixes (memchr and "
+    "memcpy per line, a fifth of its CPU). Issue 18 removed the two other copies (a chunk goes "
+    "out as read, beside the line start carried over from the read before: "
+    "procrun/output/lines.py, relay.py `emit_chunk`): 0.31 -> 0.23 ms/MB of relay work "
+    "in-process, 0.86 -> 0.74 ms/MB of procrun's CPU in this benchmark, the same ratio. "
+    "Earlier: whole reads go out at once (`_has_over_long_line`), a 1 MiB stdout pipe and "
+    "256 KiB child pipes (procrun/output/pipesize.py), glibc's heap kept through a burst "
+    "(procrun/output/heap.py: 16,000 -> 1,000 page faults). With more cores procrun's work "
+    "would run beside the writers' and the reader's instead of taking theirs (not measurable "
+    "here); the direct pipe's own figure swings by a factor of two between repetitions, so "
+    "the verdict can flip between runs."
 )
 
 WHY = {
@@ -74,6 +83,40 @@ WHY = {
         "the socket, json and pathlib imports, and on the supervisor's side the first request's "
         "import of psutil (about 20 ms, once; later requests take 2-3 ms: one /proc walk per "
         "tree, off the event loop, procrun/procinfo.py)."
+    ),
+    "thousand-start": (
+        "spawning, one child at a time: each spawn is subprocess.Popen with a Python preexec_fn "
+        "(procrun/signals.py, `spawn_in_new_session`), which rules out vfork, so every child "
+        "costs a full fork of procrun (its page tables copied, then copy-on-write faults while "
+        "the child runs Python to reset its signal dispositions) and a wait for the exec. py-spy "
+        "over a 1,000 start: 70% of procrun's samples in `Popen.__init__` (44% the fork, 19% "
+        "the wait for the exec), 6% writing to the undertaker's pipe, the relay and the "
+        "logging the rest. Side by side on this machine (load 10), 300 spawns from a process "
+        "of procrun's size: 14 ms each that way, 1.6-2.0 ms with `start_new_session` alone "
+        "(vfork). The fix is the spawn path's (issue 18, item 1: no Python-level preexec_fn)."
+    ),
+    "thousand-status": (
+        "the supervisor reads /proc for every tree before it answers (procrun/procinfo.py). "
+        "It now reads each member's stat and statm itself and lists children with "
+        "os.listdir rather than Path.glob (psutil made five reads a member, and glob's "
+        "pattern matching took a third of the time): 2-4x less, side by side. What is left "
+        "at 1,000 is those 4,000 opens of /proc files, the JSON of 1,000 rows (~390 kB, "
+        "about 25 ms) and the client's start-up; on a loaded machine every /proc open waits "
+        "for a core."
+    ),
+    "fairness": (
+        "the quiet line waits behind what procrun has already taken from the flooders. When "
+        "stdout's buffer passes its high-water mark, the relay pauses its readers only at the "
+        "end of the loop's pass, so that every pipe found readable keeps its read (a flooder "
+        "must not starve a quiet one; procrun/output/relay.py, `_pause_readers`); but each of "
+        "those reads takes up to 256 KiB (asyncio's read size, and the first 32 child pipes "
+        "are grown to 256 KiB), so one pass can queue ~9 MB behind stdout, ~200-300 ms at the "
+        "reader's pace here. Measured (load 10-14, 10 quiet lines a run, 2-3 runs each): as "
+        "it is, 57-490 ms (medians 345-395); child pipes not grown, 64-187 ms (medians "
+        "110-133); reads cut to 4 KiB from the moment the pause is pending "
+        "(`transport.max_size`, back to 256 KiB on resume), 5-145 ms (medians 46-53), with "
+        "the same flood throughput (~700k lines/s). That change belongs with the work on the "
+        "relay's read path (issue 18, item 5)."
     ),
 }
 
@@ -157,6 +200,10 @@ def render(
     failures: list[str],
     smoke: bool = False,
 ) -> str:
+    # The leak soak is a run of its own (`make bench-soak`): its latest result, if any, as it was.
+    if not smoke and (soak := soakreport.latest()) is not None:
+        verdicts = [*verdicts, *soakreport.verdicts(soak)]
+        tables = [*tables, soakreport.table(soak)]
     lines = [
         "# Benchmarks: procrun against honcho, supervisord and tini",
         "",

@@ -22,6 +22,9 @@ from bench.observe import Launched
 from bench.tools import Program, Setup, Tool
 
 MARKER_VARIABLE = "PROCRUN_BENCH_RUN"
+# Every run's marker starts with this invocation's, so that the final sweep (bench/__main__.py)
+# kills what this benchmark left, not the runs of another benchmark on the same machine.
+SESSION = uuid.uuid4().hex[:12]
 STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -119,7 +122,7 @@ def _environment(marker: str) -> dict[str, str]:
 @contextlib.contextmanager
 def launch(tool: Tool, programs: list[Program]) -> Iterator[Run]:
     workdir = Path(tempfile.mkdtemp(prefix="pb-"))
-    marker = uuid.uuid4().hex
+    marker = f"{SESSION}-{uuid.uuid4().hex}"
     env = _environment(marker)
     launched: Launched | None = None
     try:
