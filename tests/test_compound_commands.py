@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.app.redisserver import free_port
@@ -53,6 +56,21 @@ def test_the_last_step_leads_and_gets_the_stop_signal_alone(tmp_path: Path) -> N
     assert "pool" not in "".join(line for line in pr.transcript().splitlines() if "got" in line)
 
 
+def answered(url: str, deadline_seconds: float = 20.0) -> None:
+    """Wait until `url` answers at all (any status), with a deadline."""
+    give_up = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > give_up:
+                raise AssertionError(f"{url} never answered") from None
+            time.sleep(0.05)  # poll interval of a wait with a deadline
+
+
 def test_migrate_then_gunicorn_stops_gracefully_and_is_ready_by_notify(tmp_path: Path) -> None:
     write_script(tmp_path, "wsgiapp.py", WSGI_APP)
     procfile = (
@@ -62,6 +80,12 @@ def test_migrate_then_gunicorn_stops_gracefully_and_is_ready_by_notify(tmp_path:
     with Procrun(tmp_path, procfile, env={"PORT": str(free_port())}) as pr:
         pr.wait_for_line(r"web.1 +\| migrated")
         pr.wait_for_line(r"process.ready .*probe=notify process=web.1")  # gunicorn's default
+        # gunicorn notifies before its worker is up; a TERM that reaches a worker still forking
+        # (it holds the master's handlers until it sets its own) is lost, and the master then
+        # waits out its 30 s graceful timeout. A user's deploy does not stop within milliseconds.
+        port = int(pr.wait_for_line(r"web.1 +\| .*Listening at: http://127.0.0.1:(\d+)").group(1))
+        pr.wait_for_line(r"web.1 +\| .*Booting worker with pid")
+        answered(f"http://127.0.0.1:{port}/")  # the worker serves: its own handlers are set
         pr.signal(signal.SIGTERM)
         pr.wait_for_line(r"signal.sent .*process=web.1 signal=SIGTERM target=leader")
         pr.wait_for_line(r"web.1 +\| .*Handling signal: term")
