@@ -196,18 +196,8 @@ def spawn_in_new_session(
     background job), the child gets them reset between fork and exec by reset_signals_in_child,
     with every signal blocked across the fork so none runs procrun's handlers in the child.
     """
-    if inherits_cleanly():
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-            restore_signals=True,
-        )
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+    clean = inherits_cleanly()
+    previous_mask = None if clean else signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
     try:
         return subprocess.Popen(
             argv,
@@ -217,10 +207,12 @@ def spawn_in_new_session(
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=functools.partial(reset_signals_in_child, os.getpid()),
+            restore_signals=True,
+            preexec_fn=None if clean else functools.partial(reset_signals_in_child, os.getpid()),
         )
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        if previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 _SHELL_EXE = os.path.realpath(SHELL)
