@@ -105,18 +105,14 @@ WHY = {
         "for a core."
     ),
     "fairness": (
-        "the quiet line waits behind what procrun has already taken from the flooders. When "
-        "stdout's buffer passes its high-water mark, the relay pauses its readers only at the "
-        "end of the loop's pass, so that every pipe found readable keeps its read (a flooder "
-        "must not starve a quiet one; procrun/output/relay.py, `_pause_readers`); but each of "
-        "those reads takes up to 256 KiB (asyncio's read size, and the first 32 child pipes "
-        "are grown to 256 KiB), so one pass can queue ~9 MB behind stdout, ~200-300 ms at the "
-        "reader's pace here. Measured (load 10-14, 10 quiet lines a run, 2-3 runs each): as "
-        "it is, 57-490 ms (medians 345-395); child pipes not grown, 64-187 ms (medians "
-        "110-133); reads cut to 4 KiB from the moment the pause is pending "
-        "(`transport.max_size`, back to 256 KiB on resume), 5-145 ms (medians 46-53), with "
-        "the same flood throughput (~700k lines/s). That change belongs with the work on the "
-        "relay's read path (issue 18, item 5)."
+        "the median is under the target; the worst case is not procrun's queue. Since the "
+        "pipes still read in the pass that fills stdout take 4 KiB each (procrun/output/"
+        "relay.py, `PAUSING_READ_BYTES`; before, up to 256 KiB each, ~9 MB queued a pass), at "
+        "most ~0.5 MiB waits in procrun and up to 1 MiB in stdout's pipe ahead of a quiet line, "
+        "~20 ms at the reader's pace here: measured on one run, median 274.6 -> 32.2 ms, worst "
+        "356.6 -> 111.3 ms, flood throughput unchanged (1,028k -> 1,104k lines/s). What is "
+        "left is the 2 cores shared by 50 flooders, procrun and the reader: the direct pipe, "
+        "with no supervisor at all, has the worse worst case in the same run (the table above)."
     ),
 }
 

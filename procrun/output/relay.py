@@ -34,6 +34,11 @@ BURST_READ_BYTES = 64 * 1024
 JOIN_BELOW_BYTES = 16 * 1024
 CONTINUED_MARKER = b" [procrun: line continues]"
 MAX_HELD_BYTES = 256 * 1024
+# While a pause is pending, each pipe still read in this pass of the loop takes at most this
+# much: one pass of 50 flooders then queues ~0.5 MiB behind stdout, not ~9 MiB, and a quiet
+# process's line waits that long (issue 18, fairness). asyncio's own read size comes back on
+# resume, so throughput is unchanged.
+PAUSING_READ_BYTES = 4 * 1024
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 
 
@@ -269,6 +274,8 @@ class Relay:
         # The price: stdout's buffer may pass the high-water mark by one read per ready pipe.
         self.paused = True
         if self._pausing is None:
+            for reader in self._readers:
+                _set_read_size(reader, PAUSING_READ_BYTES)
             self._pausing = asyncio.get_running_loop().call_soon(self._pause_now)
 
     def _pause_now(self) -> None:
@@ -280,6 +287,7 @@ class Relay:
     def _resume_readers(self) -> None:
         self.paused = False
         for reader, assembler in self._readers.items():
+            _set_read_size(reader, None)
             reader.resume_reading()
             assembler.rearm()
 
@@ -303,6 +311,16 @@ class Relay:
             self.abandon()
             for reader in list(self._readers):
                 reader.close()
+
+
+def _set_read_size(transport: asyncio.ReadTransport, size: int | None) -> None:
+    """Cap how much one read of the pipe takes (None: asyncio's default). CPython's Unix pipe
+    transport reads `max_size` bytes at a time, a class attribute; an instance value shadows
+    it. Another transport (uvloop's) has none, and keeps its own size."""
+    if size is None:
+        vars(transport).pop("max_size", None)
+    elif hasattr(transport, "max_size"):
+        transport.max_size = size
 
 
 class _ChildOutputProtocol(asyncio.Protocol):

@@ -11,6 +11,7 @@ from procrun.output.lines import LineAssembler
 from procrun.output.relay import (
     CHILD_PIPE_BYTES,
     MAX_GROWN_CHILD_PIPES,
+    PAUSING_READ_BYTES,
     OutputStyle,
     Relay,
     use_colour,
@@ -101,6 +102,52 @@ async def test_child_pipes_grow_while_few_are_relayed() -> None:
         for _, write_end in pipes:
             os.close(write_end)  # EOF: the relay closes the read ends
         await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
+
+
+class FillsAtOnce(CollectingSink):
+    """stdout that is full after its first write, as a slow reader's pipe is under a flood."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if not self.data[: -len(data)]:
+            self.on_pause()
+
+
+async def test_once_stdout_is_full_the_other_ready_pipes_take_one_small_read() -> None:
+    """Fairness under a flood: a pipe found readable in the pass that filled stdout still gets
+    its read (so a quiet process is not starved), but a small one, so the pass does not queue
+    megabytes behind stdout; on resume every pipe reads at full size again."""
+    sink = FillsAtOnce()
+    relay = Relay(sink, OutputStyle(), clock=FakeClock())
+    line = b"x" * 63 + b"\n"  # 64 bytes: a small read ends on a line's end
+    lines_each = 1000
+    pipes = [os.pipe() for _ in range(2)]
+    done = [asyncio.get_running_loop().create_future() for _ in pipes]
+    try:
+        for name, (read_end, _), finished in zip(("a", "b"), pipes, done, strict=True):
+            await relay.attach(name, name, read_end, finished)
+        for _, write_end in pipes:  # both readable in the same pass of the loop
+            assert os.write(write_end, line * lines_each) == len(line) * lines_each
+        await sink.wait_for(r" \| x", DEADLINE_SECONDS)
+        await asyncio.sleep(0)  # the pass with both reads, then the pause at its end
+        await asyncio.sleep(0)
+        assert sorted(counts(sink)) == [PAUSING_READ_BYTES // len(line), lines_each]
+        sink.on_resume()
+        async with asyncio.timeout(DEADLINE_SECONDS):
+            while counts(sink) != [lines_each, lines_each]:
+                sink.written.clear()
+                await sink.written.wait()
+    finally:
+        sink.on_resume()
+        for _, write_end in pipes:
+            os.close(write_end)
+        await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
+    assert counts(sink) == [lines_each, lines_each]
+
+
+def counts(sink: CollectingSink) -> list[int]:
+    """Whole relayed lines of a and of b."""
+    return [len(re.findall(rb"^%s +\| x" % name, sink.data, re.MULTILINE)) for name in (b"a", b"b")]
 
 
 async def test_a_burst_keeps_the_heap_and_ordinary_output_does_not(
