@@ -23,6 +23,7 @@ from types import FrameType
 from bench import (
     fairness,
     footprint,
+    oneoff,
     procfs,
     readiness,
     relay,
@@ -52,6 +53,7 @@ SCENARIOS: list[tuple[int, str, Callable[[Sizes], Table | list[Table]]]] = [
     (10, "watch", watching.watch_latency),
     (11, "thousand", thousand.thousand),
     (12, "fairness", fairness.fairness),
+    (13, "run", oneoff.run_overhead),
 ]
 
 

@@ -18,7 +18,17 @@ import time
 from bench import lines, procfs
 from bench.runs import Run, Sizes, launch
 from bench.table import Column, Table
-from bench.tools import HONCHO, PEERS, PROCRUN, SUPERVISORD, TINI, Program, Tool, sh
+from bench.tools import (
+    ASYNCIO_FLOOR,
+    HONCHO,
+    PEERS,
+    PROCRUN,
+    SUPERVISORD,
+    TINI,
+    Program,
+    Tool,
+    sh,
+)
 
 CHILDREN = ("c1", "c2", "c3")
 SCALE_LINES_TIMEOUT_SECONDS = 30.0
@@ -95,12 +105,15 @@ def start_latency(sizes: Sizes) -> Table:
         setup=(
             "3 children (`ready.sh`, a shell that prints READY at once). ms from launching the "
             "tool to the first and to the last child's READY line, as read from its stdout: the "
-            "tool's own interpreter start-up and imports included."
+            "tool's own interpreter start-up and imports included. *asyncio floor*: "
+            "`bench/programs/floor.py`, not a supervisor: asyncio imported, the Procfile read, "
+            "three shells started and their lines relayed, nothing else (no configuration, no "
+            "restarts, no control socket), the least any asyncio tool pays on this machine."
         ),
         columns=[Column("first", "first child (ms)"), Column("all", "all children (ms)")],
     )
     for _ in range(sizes.reps):
-        for tool in _tools():
+        for tool in [*_tools(), ASYNCIO_FLOOR]:
             with launch(tool, _ready_programs()) as run:
                 arrivals = run.wait_ready(3).values()
                 table.add(tool.name, "first", 1000 * (min(arrivals) - run.launched.started_at))

@@ -104,6 +104,28 @@ WHY = {
         "about 25 ms) and the client's start-up; on a loaded machine every /proc open waits "
         "for a core."
     ),
+    "start": (
+        "0.6x honcho is below what an asyncio program can do here: the asyncio floor (a "
+        "20-line script that imports asyncio, starts three shells and relays their lines, "
+        "nothing else; bench/programs/floor.py) takes longer than the target in the same run. "
+        "Where procrun's time goes, launch to the first spawn (`python -X importtime` and "
+        "cProfile of `procrun start` up to its first spawn, issue 18): 93% is imports (194 of "
+        "208 ms under the profiler), run_start itself 11 ms. Of ~160 ms of import time "
+        "(importtime's self times, median of 5): procrun's own modules 60 ms (the project "
+        "parsers 19, settings, lifecycle and events 15: 51 dataclasses are built at import, "
+        "~0.7 ms each), structlog 11, click 8, asyncio 10 plus ssl, socket and logging that "
+        "it pulls in. This machine keeps ~0.6 GiB of page cache, so each module is a read "
+        "from disk and the count of files matters more than their size (239 modules at the "
+        "first spawn). Deferring the control server until after the spawn would save its 9 "
+        "modules (~6 ms of import time) and no more."
+    ),
+    "run": (
+        "`procrun run` imports click and the project loader, the parsers and their "
+        "dataclasses (~60 ms here), to give the command exactly the environment `start` "
+        "gives (the real environment > procrun.toml `env` > .env, the virtualenv first on "
+        "PATH) and the same one-line errors for a bad project file. The interpreter alone "
+        "is ~20 ms; honcho's `run` costs about as much as procrun's in the same run."
+    ),
     "fairness": (
         "the median is under the target; the worst case is not procrun's queue. Since the "
         "pipes still read in the pass that fills stdout take 4 KiB each (procrun/output/"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.table import Table
-from bench.tools import DIRECT, HONCHO, PROCRUN, SUPERVISORD
+from bench.tools import ASYNCIO_FLOOR, DIRECT, HONCHO, PROCRUN, SUPERVISORD
 
 NEAR_ZERO_WAKEUPS_PER_SECOND = 0.1  # at most one wake-up every 10 s
 
@@ -142,6 +142,21 @@ def evaluate(tables: dict[str, Table], grace_seconds: float) -> list[Verdict]:
         )
     if "idle" in tables:
         verdicts += _idle(tables["idle"])
+    if "start" in tables:
+        verdicts.append(_start(tables["start"]))
+    if "run" in tables:
+        t = tables["run"]
+        verdicts.append(
+            _bound(
+                "run",
+                t,
+                "`procrun run` ≤ 30 ms over the command run directly",
+                "over",
+                _at_most(30.0),
+                "ms",
+                f"; honcho {_fmt(t.median(HONCHO.name, 'over'))} ms",
+            )
+        )
     if "status" in tables:
         t = tables["status"]
         verdicts.append(
@@ -187,6 +202,27 @@ def evaluate(tables: dict[str, Table], grace_seconds: float) -> list[Verdict]:
     if "fairness" in tables:
         verdicts.append(_fairness(tables["fairness"]))
     return verdicts
+
+
+START_SHARE_OF_HONCHO = 0.6  # issue 18: launch to the first child line
+
+
+def _start(t: Table) -> Verdict:
+    ours, honcho = t.median(PROCRUN.name, "first"), t.median(HONCHO.name, "first")
+    floor = t.median(ASYNCIO_FLOOR.name, "first")
+    passed = None
+    if ours is not None and honcho is not None:
+        passed = ours <= START_SHARE_OF_HONCHO * honcho
+    share = f" ({ours / honcho:.2f}x)" if ours is not None and honcho else ""
+    return Verdict(
+        "start",
+        t.title,
+        f"launch to the first child line ≤ {START_SHARE_OF_HONCHO:g}x honcho's (median)",
+        passed,
+        f"procrun {_range(t, PROCRUN.name, 'first')} ms{share}; honcho {_fmt(honcho)}, "
+        f"supervisord {_fmt(t.median(SUPERVISORD.name, 'first'))}, asyncio floor "
+        f"{_fmt(floor)} ms",
+    )
 
 
 def _at_most(limit: float) -> Callable[[float], bool]:

@@ -12,6 +12,7 @@ restart policy). Each tool turns it into its own files and command line:
 * tini: one child only, so a shell starts the formation in the background and waits; `-g`
   forwards signals to the whole group and `-s` registers tini as a subreaper.
 * direct: the same shell with no supervisor at all, for the machine's ceiling.
+* asyncio floor: bench/programs/floor.py, the least an asyncio relay does (scenario 6 only).
 """
 
 from __future__ import annotations
@@ -194,5 +195,15 @@ class Direct(Tool):
         )
 
 
+class AsyncioFloor(Tool):
+    name = "asyncio floor"
+
+    def setup(self, workdir: Path, programs: list[Program]) -> Setup:
+        procfile = _procfile(workdir, programs)
+        argv = [sys.executable, str(PROGRAMS / "floor.py"), str(procfile)]
+        return Setup(argv=argv, status_argv=None, settled=READY)
+
+
 PROCRUN, HONCHO, SUPERVISORD, TINI, DIRECT = Procrun(), Honcho(), Supervisord(), Tini(), Direct()
+ASYNCIO_FLOOR = AsyncioFloor()
 PEERS: list[Tool] = [PROCRUN, HONCHO, SUPERVISORD]
