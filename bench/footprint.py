@@ -15,20 +15,10 @@ import re
 import signal
 import time
 
-from bench import lines, procfs
+from bench import lines, procfs, tools
 from bench.runs import Run, Sizes, launch
 from bench.table import Column, Table
-from bench.tools import (
-    ASYNCIO_FLOOR,
-    HONCHO,
-    PEERS,
-    PROCRUN,
-    SUPERVISORD,
-    TINI,
-    Program,
-    Tool,
-    sh,
-)
+from bench.tools import HONCHO, PEERS, PROCRUN, SUPERVISORD, TINI, Program, Tool, sh
 
 CHILDREN = ("c1", "c2", "c3")
 SCALE_LINES_TIMEOUT_SECONDS = 30.0
@@ -113,7 +103,7 @@ def start_latency(sizes: Sizes) -> Table:
         columns=[Column("first", "first child (ms)"), Column("all", "all children (ms)")],
     )
     for _ in range(sizes.reps):
-        for tool in [*_tools(), ASYNCIO_FLOOR]:
+        for tool in [*_tools(), tools.ASYNCIO_FLOOR]:
             with launch(tool, _ready_programs()) as run:
                 arrivals = run.wait_ready(3).values()
                 table.add(tool.name, "first", 1000 * (min(arrivals) - run.launched.started_at))
