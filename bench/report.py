@@ -85,15 +85,17 @@ WHY = {
         "tree, off the event loop, procrun/procinfo.py)."
     ),
     "thousand-start": (
-        "spawning, one child at a time: each spawn is subprocess.Popen with a Python preexec_fn "
-        "(procrun/signals.py, `spawn_in_new_session`), which rules out vfork, so every child "
-        "costs a full fork of procrun (its page tables copied, then copy-on-write faults while "
-        "the child runs Python to reset its signal dispositions) and a wait for the exec. py-spy "
-        "over a 1,000 start: 70% of procrun's samples in `Popen.__init__` (44% the fork, 19% "
-        "the wait for the exec), 6% writing to the undertaker's pipe, the relay and the "
-        "logging the rest. Side by side on this machine (load 10), 300 spawns from a process "
-        "of procrun's size: 14 ms each that way, 1.6-2.0 ms with `start_new_session` alone "
-        "(vfork). The fix is the spawn path's (issue 18, item 1: no Python-level preexec_fn)."
+        "spawning, one child at a time, and the children's own start on 2 cores. Since the "
+        "spawn path has no Python preexec_fn (vfork; procrun/signals.py), 1,000 starts went "
+        "from 13.7-19.8 s to ~3 s here. py-spy over a 1,000 start now: 42% of procrun's "
+        "samples in `Popen.__init__` (the vfork and the wait for each exec, ~1 ms a child), "
+        "11% writing event lines to stdout and 8% writing to the undertaker's pipe (each "
+        "write wakes its reader, on this VM a wake-up on the other CPU), the logging, relay "
+        "and imports the rest. The floor: a shell starting the same 1,000 children with no "
+        "supervisor at all reaches the last READY line in 1.1-1.2 s. Coalescing procrun's "
+        "stdout writes over a pass of the loop measured slower (2.33-2.62 s against 2.11-2.28 "
+        "s, side by side), and running the undertaker at nice 19 changed nothing: neither "
+        "landed."
     ),
     "thousand-status": (
         "the supervisor reads /proc for every tree before it answers (procrun/procinfo.py). "

@@ -23,10 +23,12 @@ def check_programs(specs: Iterable[ProcessSpec]) -> None:
     PATH, or relative to its working directory when the name has a slash."""
     seen: set[str] = set()
     for spec in specs:
-        program = program_of(spec.command)
-        if program is None or program in _SHELL_BUILTINS or spec.kind in seen:
+        if spec.kind in seen:  # one look per process type, not per instance (-c s=1000)
             continue
         seen.add(spec.kind)
+        program = program_of(spec.command)
+        if program is None or program in _SHELL_BUILTINS:
+            continue
         path = spec.env.get("PATH", os.defpath)
         if "/" in program:
             target = spec.cwd / program

@@ -11,6 +11,7 @@ stop signal and its grace.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 
@@ -118,6 +119,8 @@ def _top_level_separators(command: str) -> list[tuple[int, int]]:
     return found
 
 
+# Every instance of a type asks about the same command (-c web=1000): lexed once.
+@functools.lru_cache(maxsize=256)
 def _is_compound(command: str) -> bool:
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
