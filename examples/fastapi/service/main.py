@@ -64,12 +64,14 @@ def submit_job(job: JobRequest, response: Response) -> JobSubmitted:
 @app.get("/jobs/{job_id}")
 def read_job(job_id: str) -> JobStatus:
     try:
-        record = ledger().read(job_id)
-        if record is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such job: {job_id}")
+        # Celery's state first, the ledger after: a run counts itself done before its task
+        # stores SUCCESS, so a job read as SUCCESS always shows its run done.
         result = AsyncResult(job_id, app=celery_app)
         state = str(result.state)
         value = result.result if state == "SUCCESS" else None
+        record = ledger().read(job_id)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such job: {job_id}")
     except redis.RedisError as error:
         raise _unavailable(error) from None
     return JobStatus(
