@@ -87,7 +87,7 @@ WHY = {
     "thousand-start": (
         "spawning, one child at a time, and the children's own start on 2 cores. Since the "
         "spawn path has no Python preexec_fn (vfork; procrun/signals.py), 1,000 starts went "
-        "from 13.7-19.8 s to ~3 s here. py-spy over a 1,000 start now: 42% of procrun's "
+        "from 13.7-19.8 s to 2.3-3.1 s here. py-spy over a 1,000 start now: 42% of procrun's "
         "samples in `Popen.__init__` (the vfork and the wait for each exec, ~1 ms a child), "
         "11% writing event lines to stdout and 8% writing to the undertaker's pipe (each "
         "write wakes its reader, on this VM a wake-up on the other CPU), the logging, relay "
