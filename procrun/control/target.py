@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from procrun import __version__
 from procrun.control.protocol import ProcessRow, StatusResult, TypeScaled
 from procrun.errors import ProcrunError, UsageError
@@ -27,10 +29,13 @@ from procrun.outcomes import describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
+from procrun.project.machinelimits import apply_fd_limit
 from procrun.scaling import Scaler
 from procrun.settings import ProcessSpec
 from procrun.stopping import describe_pending
 from procrun.supervisor import Supervisor
+
+log = structlog.get_logger()
 
 
 class ControlTarget(Protocol):
@@ -247,6 +252,16 @@ class SupervisorTarget:
             raise ProcrunError("this supervisor has no project to build instances from")
         # Every type is checked (UsageError, with a did-you-mean) before anything is done.
         wanted = {kind: self._more_of(kind, count) for kind, count in counts.items()}
+        # So are the open files the formation will hold: refused in one line, not a spawn
+        # failure per instance (issue 18).
+        after = [p.spec for p in self._supervisor.processes if p.spec.kind not in wanted]
+        after += [spec for specs in wanted.values() for spec in specs]
+        try:
+            raised = apply_fd_limit(after, fewer="scale to fewer")
+        except ProcrunError as error:
+            raise ProcrunError(f"cannot scale: {error}") from None
+        for r in raised:
+            log.info("limit.raised", limit=r.limit, was=r.was, now=r.now, needed=r.needed)
         return [
             {
                 "type": change.kind,

@@ -127,19 +127,20 @@ def describe_fds(needs: Needs, p: Plan) -> str:
         f"ulimit -n {shown(p.limit.soft)}, hard {shown(p.limit.hard)}"
     )
     if p.short:
-        return f"{head}: too few, start will refuse; {_FD_FIX}"
+        return f"{head}: too few, start will refuse; {_FD_FIX} or {RUN_FEWER}"
     if p.raise_to is not None:
         return f"{head}: start raises the soft limit to {p.raise_to:,}"
     return f"{head}: enough"
 
 
-_FD_FIX = "raise the hard limit (docker run --ulimit nofile=N, LimitNOFILE=N) or run fewer (-c)"
+_FD_FIX = "raise the hard limit (docker run --ulimit nofile=N, LimitNOFILE=N)"
+RUN_FEWER = "run fewer (-c)"
 
 
-def fd_error(needs: Needs, p: Plan) -> str:
+def fd_error(needs: Needs, p: Plan, fewer: str = RUN_FEWER) -> str:
     return (
         f"{needs.processes:,} processes need about {p.need:,} open files, more than the hard "
-        f"limit allows (ulimit -Hn {shown(p.limit.hard)}); {_FD_FIX}"
+        f"limit allows (ulimit -Hn {shown(p.limit.hard)}); {_FD_FIX} or {fewer}"
     )
 
 

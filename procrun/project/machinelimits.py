@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from procrun.errors import ProcrunError
 from procrun.project.limits import (
+    RUN_FEWER,
     Limit,
     Plan,
     describe_fds,
@@ -104,13 +105,7 @@ def apply_limits(release: ProcessSpec | None, processes: Sequence[ProcessSpec]) 
     """At start: raise what is too low where the hard limit allows, or refuse in one line
     (ProcrunError) before anything is spawned; the raises made."""
     needs = needs_of(release, processes)
-    raised = []
-    fds = plan(needs.fds, _limit(resource.RLIMIT_NOFILE))
-    if fds.short:
-        raise ProcrunError(fd_error(needs, fds))
-    if fds.raise_to is not None:
-        _raise(resource.RLIMIT_NOFILE, fds)
-        raised.append(Raised("open files", int(fds.limit.soft), fds.raise_to, fds.need))
+    raised = apply_fd_limit(processes, release)
     nproc = _proc_limit()
     if nproc is not None:
         pids = plan(needs.pids, nproc, to_hard=True)
@@ -124,6 +119,24 @@ def apply_limits(release: ProcessSpec | None, processes: Sequence[ProcessSpec]) 
     if room is not None and room[0] < needs.pids:
         raise ProcrunError(pid_error(needs, f"the cgroup's {room[1]}", room[0]))
     return raised
+
+
+def apply_fd_limit(
+    processes: Sequence[ProcessSpec],
+    release: ProcessSpec | None = None,
+    fewer: str = RUN_FEWER,
+) -> list[Raised]:
+    """The open files of a formation (at start, or after `procrun scale`): the soft limit
+    raised where the hard limit allows (the raise, if one was made), else ProcrunError. Pids
+    are not judged for a scale: those running are already counted in the limits' use."""
+    needs = needs_of(release, processes)
+    fds = plan(needs.fds, _limit(resource.RLIMIT_NOFILE))
+    if fds.short:
+        raise ProcrunError(fd_error(needs, fds, fewer))
+    if fds.raise_to is None:
+        return []
+    _raise(resource.RLIMIT_NOFILE, fds)
+    return [Raised("open files", int(fds.limit.soft), fds.raise_to, fds.need)]
 
 
 def describe_limits(release: ProcessSpec | None, processes: Sequence[ProcessSpec]) -> list[str]:

@@ -190,6 +190,34 @@ def test_a_formation_over_the_hard_open_files_limit_is_refused_in_one_line(
     assert [pid for pid in _pids_running(marker) if pid_alive(pid)] == []
 
 
+def test_a_scale_over_the_hard_open_files_limit_is_refused_in_one_line(
+    tmp_path: Path, socket_path: Path
+) -> None:
+    """`procrun scale` past what the hard limit holds: one line, exit 1, and nothing started,
+    where each new instance used to fail its spawn with EMFILE and crash-loop."""
+    marker = "1000.4343"
+    env = {"PROCRUN_SOCKET": str(socket_path)}
+    limit = open_files_limit(64, 64)
+    with Procrun(tmp_path, f"s: sleep {marker}\n", env=env, preexec_fn=limit) as procrun:
+        procrun.wait_for_line(r"process\.running .*process=s\.1")
+        scale = client_command(socket_path, "scale", f"s={COUNT}")
+        out, err = scale.communicate(timeout=LONG_DEADLINE)
+        assert (scale.returncode, out) == (1, "")
+        assert err == (
+            f"procrun: cannot scale: {COUNT} processes need about 329 open files, more than the "
+            "hard limit allows (ulimit -Hn 64); raise the hard limit (docker run --ulimit "
+            "nofile=N, LimitNOFILE=N) or scale to fewer\n"
+        )
+        status = client_command(socket_path, "status", "--json")
+        listing, _ = status.communicate(timeout=LONG_DEADLINE)
+        assert [row["name"] for row in json.loads(listing)["processes"]] == ["s.1"]
+        assert len(_pids_running(marker)) == 1
+        procrun.signal(signal.SIGTERM)
+        assert procrun.wait(LONG_DEADLINE) == 0
+        output = procrun.rest()
+    assert not any("spawn_failed" in line for line in output), output
+
+
 def _pids_running(needle: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
