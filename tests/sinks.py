@@ -14,7 +14,7 @@ class CollectingSink(Sink):
         self.data = bytearray()
         self.written = asyncio.Event()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.data += data
         self.written.set()
 

@@ -29,13 +29,14 @@ class Sink:
         self.on_lost: Callable[[], None] = lambda: None
         self.lost = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         raise NotImplementedError
 
     def writev(self, parts: Sequence[bytes | memoryview]) -> None:
-        """Write `parts` in order, as one write would: the relay hands over its prefixed copy
-        of a chunk as a view, so a sink that can write it as it is saves a copy."""
-        self.write(b"".join(parts))
+        """Write `parts` in order, each as it is: the relay hands over its prefixed copy of a
+        chunk as a view, and joining the parts would copy it again."""
+        for part in parts:
+            self.write(part)
 
     async def aclose(self) -> None:
         """Flush what is buffered."""
@@ -54,10 +55,6 @@ class BlockingSink(Sink):
     def __init__(self, fd: int) -> None:
         super().__init__()
         self._fd = fd
-
-    def writev(self, parts: Sequence[bytes | memoryview]) -> None:
-        for part in parts:
-            self.write(part)
 
     def write(self, data: bytes | memoryview) -> None:
         if self.lost:
@@ -105,10 +102,6 @@ class PipeSink(Sink):
         transport, _ = await loop.connect_write_pipe(lambda: _PipeProtocol(self), pipe)
         transport.set_write_buffer_limits(high=STDOUT_HIGH_WATER_BYTES)
         self._transport = transport
-
-    def writev(self, parts: Sequence[bytes | memoryview]) -> None:
-        for part in parts:  # each written at once if the pipe has room, else buffered
-            self.write(part)
 
     def write(self, data: bytes | memoryview) -> None:
         if self.lost or self._transport is None or self._transport.is_closing():
