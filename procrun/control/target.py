@@ -29,6 +29,7 @@ from procrun.outcomes import describe_returncode, exit_status
 from procrun.output.history import LogHistory
 from procrun.process import ManagedProcess
 from procrun.procinfo import TreeSampler, TreeUsage
+from procrun.project.limits import needs_of
 from procrun.project.machinelimits import apply_fd_limit
 from procrun.scaling import Scaler
 from procrun.settings import ProcessSpec
@@ -257,7 +258,7 @@ class SupervisorTarget:
         after = [p.spec for p in self._supervisor.processes if p.spec.kind not in wanted]
         after += [spec for specs in wanted.values() for spec in specs]
         try:
-            raised = apply_fd_limit(after, fewer="scale to fewer")
+            raised = apply_fd_limit(needs_of(None, after), fewer="scale to fewer")
         except ProcrunError as error:
             raise ProcrunError(f"cannot scale: {error}") from None
         for r in raised:

@@ -15,6 +15,7 @@ from procrun.errors import ProcrunError
 from procrun.project.limits import (
     RUN_FEWER,
     Limit,
+    Needs,
     Plan,
     describe_fds,
     fd_error,
@@ -105,7 +106,7 @@ def apply_limits(release: ProcessSpec | None, processes: Sequence[ProcessSpec]) 
     """At start: raise what is too low where the hard limit allows, or refuse in one line
     (ProcrunError) before anything is spawned; the raises made."""
     needs = needs_of(release, processes)
-    raised = apply_fd_limit(processes, release)
+    raised = apply_fd_limit(needs)
     nproc = _proc_limit()
     if nproc is not None:
         pids = plan(needs.pids, nproc, to_hard=True)
@@ -121,15 +122,10 @@ def apply_limits(release: ProcessSpec | None, processes: Sequence[ProcessSpec]) 
     return raised
 
 
-def apply_fd_limit(
-    processes: Sequence[ProcessSpec],
-    release: ProcessSpec | None = None,
-    fewer: str = RUN_FEWER,
-) -> list[Raised]:
+def apply_fd_limit(needs: Needs, fewer: str = RUN_FEWER) -> list[Raised]:
     """The open files of a formation (at start, or after `procrun scale`): the soft limit
     raised where the hard limit allows (the raise, if one was made), else ProcrunError. Pids
     are not judged for a scale: those running are already counted in the limits' use."""
-    needs = needs_of(release, processes)
     fds = plan(needs.fds, _limit(resource.RLIMIT_NOFILE))
     if fds.short:
         raise ProcrunError(fd_error(needs, fds, fewer))
