@@ -4,6 +4,7 @@ import asyncio
 import fcntl
 import os
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -107,7 +108,7 @@ async def test_child_pipes_grow_while_few_are_relayed() -> None:
 class FillsAtOnce(CollectingSink):
     """stdout that is full after its first write, as a slow reader's pipe is under a flood."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         super().write(data)
         if not self.data[: -len(data)]:
             self.on_pause()
@@ -128,21 +129,24 @@ async def test_once_stdout_is_full_the_other_ready_pipes_take_one_small_read() -
             await relay.attach(name, name, read_end, finished)
         for _, write_end in pipes:  # both readable in the same pass of the loop
             assert os.write(write_end, line * lines_each) == len(line) * lines_each
-        await sink.wait_for(r" \| x", DEADLINE_SECONDS)
-        await asyncio.sleep(0)  # the pass with both reads, then the pause at its end
-        await asyncio.sleep(0)
+        # Both read in one pass; the pause, due at its end, runs before any pipe is read again.
+        await wait_for_counts(sink, lambda seen: 0 not in seen)
         assert sorted(counts(sink)) == [PAUSING_READ_BYTES // len(line), lines_each]
         sink.on_resume()
-        async with asyncio.timeout(DEADLINE_SECONDS):
-            while counts(sink) != [lines_each, lines_each]:
-                sink.written.clear()
-                await sink.written.wait()
+        await wait_for_counts(sink, lambda seen: seen == [lines_each, lines_each])
     finally:
         sink.on_resume()
         for _, write_end in pipes:
             os.close(write_end)
         await asyncio.wait_for(asyncio.gather(*done), DEADLINE_SECONDS)
     assert counts(sink) == [lines_each, lines_each]
+
+
+async def wait_for_counts(sink: CollectingSink, done: Callable[[list[int]], bool]) -> None:
+    async with asyncio.timeout(DEADLINE_SECONDS):
+        while not done(counts(sink)):
+            sink.written.clear()
+            await sink.written.wait()
 
 
 def counts(sink: CollectingSink) -> list[int]:
