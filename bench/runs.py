@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bench import procfs
 from bench.observe import Launched
@@ -66,6 +68,12 @@ LEFTOVERS: list[int] = []
 """Processes that survived a run's cleanup, for the whole benchmark (there should be none)."""
 
 
+class Stopped(NamedTuple):
+    sent: float  # the SIGTERM, on the benchmark's monotonic clock
+    last_child: float
+    exited: float
+
+
 class RunFailed(Exception):
     """A run did not reach the state it waits for; the message says which and shows stderr."""
 
@@ -99,6 +107,18 @@ class Run:
     def stop(self) -> None:
         if not self.launched.stop(STOP_TIMEOUT_SECONDS):
             raise RunFailed(f"{self.tool.name}: did not exit after SIGTERM\n{self.diagnostics()}")
+
+    def timed_stop(self, children: Sequence[int]) -> Stopped:
+        """SIGTERM to the tool, each of `children` watched by a pidfd: when it was sent, when
+        the last child ended and when the tool exited."""
+        for pid in children:
+            self.launched.watch_exit(pid)
+        sent = self.launched.signal(signal.SIGTERM)
+        self.stop()
+        exited = self.launched.exited_at
+        assert exited is not None
+        last_child = max(self.launched.exits[pid] or sent for pid in children)
+        return Stopped(sent, last_child, exited)
 
     def usage(self) -> procfs.Usage:
         return procfs.usage(self.launched.pid, self.tool.helpers)

@@ -67,14 +67,7 @@ def shutdown_latency(sizes: Sizes) -> Table:
         for tool in tools:
             with launch(tool, _ready_programs()) as run:
                 ready = run.wait_ready(3)
-                pids = [int(pid) for pid in ready]
-                for pid in pids:
-                    run.launched.watch_exit(pid)
-                sent = run.launched.signal(signal.SIGTERM)
-                run.stop()
-                exited = run.launched.exited_at
-                last_child = max(run.launched.exits[pid] or sent for pid in pids)
-                assert exited is not None
+                sent, last_child, exited = run.timed_stop([int(pid) for pid in ready])
                 table.add(tool.name, "children", 1000 * (last_child - sent))
                 table.add(tool.name, "total", 1000 * (exited - sent))
                 table.add(tool.name, "after", 1000 * (exited - last_child))

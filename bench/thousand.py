@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import resource
-import signal
 import subprocess
 import tempfile
 import time
@@ -119,14 +118,7 @@ def _measure(table: Table, run: Run, count: int) -> None:
         table.add(name, "json", 1000 * seconds)
         table.add(name, "rows", rows)
         table.add(name, "complete", 100 if rows == count else 0)
-    pids = [int(pid) for pid in ready]
-    for pid in pids:
-        run.launched.watch_exit(pid)
-    sent = run.launched.signal(signal.SIGTERM)
-    run.stop()
-    exited = run.launched.exited_at
-    assert exited is not None
-    last_child = max(run.launched.exits[pid] or sent for pid in pids)
+    sent, last_child, exited = run.timed_stop([int(pid) for pid in ready])
     table.add(name, "children", 1000 * (last_child - sent))
     table.add(name, "after", 1000 * (exited - last_child))
     lost, garbled = _count_lines(run.tool, run.launched.output.data(), 3 * count)
